@@ -1,0 +1,103 @@
+//! The HTTP API: thin handlers over the store. `routes` wires them; anything that
+//! matches no route, or a route but not its method, still gets an OperationOutcome.
+
+pub mod bundle;
+pub mod context;
+pub mod error;
+pub mod rest;
+pub mod search;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::fhir::outcome::IssueCode;
+use crate::startup::AppState;
+use error::ApiError;
+use rest::{ctx_or_return, State};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health))
+        .service(
+            web::scope("/fhir")
+                .service(
+                    web::resource(["", "/"])
+                        .post(bundle::post)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/metadata")
+                        .get(search::metadata)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/_history")
+                        .get(search::history_system)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}")
+                        .get(search::search_get)
+                        .post(rest::create)
+                        .put(rest::conditional_update)
+                        .delete(rest::conditional_delete)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/_search")
+                        .post(search::search_post)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/_history")
+                        .get(search::history_type)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}")
+                        .get(rest::read)
+                        .put(rest::update)
+                        .delete(rest::delete)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}/_history")
+                        .get(search::history_instance)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/{id}/_history/{vid}")
+                        .get(rest::vread)
+                        .default_service(web::to(method_not_allowed)),
+                ),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn method_not_allowed(req: HttpRequest, state: State) -> HttpResponse {
+    let ctx = ctx_or_return!(req, state);
+    ctx.error(ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        IssueCode::NotSupported,
+        format!("{} is not supported on {}", req.method(), req.path()),
+    ))
+}
+
+async fn not_found(req: HttpRequest, state: State) -> HttpResponse {
+    let ctx = ctx_or_return!(req, state);
+    ctx.error(ApiError::not_found(format!(
+        "No endpoint at {}",
+        req.path()
+    )))
+}
+
+/// Liveness and readiness: 200 when the store answers.
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.ping().await {
+        Ok(()) => HttpResponse::Ok()
+            .json(serde_json::json!({"status": "ok", "store": state.store.backend()})),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: store unavailable");
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "unavailable"}))
+        }
+    }
+}

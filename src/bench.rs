@@ -1,0 +1,311 @@
+//! `handoff bench`: durable create throughput of the real server, beside the raw
+//! ceiling of the disk measured in the same run.
+//!
+//! The server runs as a child process (so its peak RSS is its own), on a fresh SQLite
+//! file and, when reachable, a fresh PostgreSQL schema. Closed-loop clients POST
+//! 4-8 KB ServiceRequests for a fixed time at each concurrency. The ceiling is the
+//! same rows inserted straight into SQLite (WAL, synchronous=FULL) one transaction
+//! each: what the disk allows without group commit.
+
+use std::process::Stdio;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::ConnectOptions;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Seconds of load per row of the table.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrent clients to try.
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    pub clients: Vec<usize>,
+    /// PostgreSQL to measure (a schema is created for the run); "none" to skip.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub postgres_url: String,
+}
+
+struct Row {
+    store: String,
+    clients: usize,
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: usize,
+    rss_mb: f64,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("handoff-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    println!(
+        "handoff bench: {} s per row, clients {:?}, bodies 4-8 KB ServiceRequests",
+        args.seconds, args.clients
+    );
+
+    let ceiling =
+        raw_sqlite_ceiling(&dir.join("ceiling.db"), Duration::from_secs(args.seconds)).await?;
+    println!(
+        "ceiling (raw SQLite insert, one transaction each, synchronous=FULL): {ceiling:.0} rows/s"
+    );
+
+    let mut rows = Vec::new();
+    let sqlite_url = format!("sqlite:{}", dir.join("bench.db").display());
+    rows.extend(measure_store("sqlite", &sqlite_url, &[], &args).await?);
+    if args.postgres_url != "none" {
+        let schema = format!("bench_{}", std::process::id());
+        match measure_store(
+            "postgres",
+            &pg_url_with_schema(&args.postgres_url, &schema),
+            &[],
+            &args,
+        )
+        .await
+        {
+            Ok(r) => rows.extend(r),
+            Err(e) => println!("postgres: not measured ({e:#})"),
+        }
+    }
+    println!();
+    println!("| store | clients | creates/s | x ceiling | p50 ms | p99 ms | errors | server peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {} | {:.0} |",
+            r.store,
+            r.clients,
+            r.rps,
+            r.rps / ceiling,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+            r.rss_mb
+        );
+    }
+    println!("| raw SQLite ceiling | 1 | {ceiling:.0} | 1.00 | | | | |");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The schema travels as a connection option the server passes to PostgreSQL.
+fn pg_url_with_schema(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+}
+
+async fn measure_store(
+    name: &str,
+    db_url: &str,
+    _extra: &[&str],
+    args: &BenchArgs,
+) -> anyhow::Result<Vec<Row>> {
+    if name == "postgres" {
+        // Create the schema named in the URL's search_path before the server migrates.
+        let base = args.postgres_url.clone();
+        let schema = db_url.rsplit("%3D").next().unwrap_or("public").to_owned();
+        let mut c = sqlx::postgres::PgConnectOptions::from_str(&base)?
+            .connect()
+            .await
+            .context("connecting to PostgreSQL")?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&mut c)
+            .await?;
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut c)
+            .await?;
+    }
+    let port = free_port()?;
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .args([
+            "serve",
+            "--http-addr",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            db_url,
+        ])
+        .env("RUST_LOG", "warn")
+        .env_remove("HANDOFF_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the server")?;
+    let pid = child.id().context("server pid")?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&client, &base).await?;
+
+    let mut rows = Vec::new();
+    for &clients in &args.clients {
+        // Warm up the connections and caches, then measure.
+        load(&client, &base, clients, Duration::from_secs(1)).await;
+        let (n, errors, mut lat, elapsed) =
+            load(&client, &base, clients, Duration::from_secs(args.seconds)).await;
+        lat.sort_unstable();
+        let pct = |p: f64| {
+            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0)
+        };
+        rows.push(Row {
+            store: name.to_owned(),
+            clients,
+            rps: n as f64 / elapsed.as_secs_f64(),
+            p50_ms: pct(0.50) as f64 / 1000.0,
+            p99_ms: pct(0.99) as f64 / 1000.0,
+            errors,
+            rss_mb: peak_rss_kb(pid).unwrap_or(0) as f64 / 1024.0,
+        });
+        println!("{name} x{clients}: {} creates, {errors} errors", n);
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    if name == "postgres" {
+        let schema = db_url.rsplit("%3D").next().unwrap_or("public").to_owned();
+        let mut c = sqlx::postgres::PgConnectOptions::from_str(&args.postgres_url)?
+            .connect()
+            .await?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&mut c)
+            .await?;
+    }
+    Ok(rows)
+}
+
+/// Closed loop: `clients` tasks each POST, wait for the answer, POST again.
+async fn load(
+    client: &reqwest::Client,
+    base: &str,
+    clients: usize,
+    length: Duration,
+) -> (usize, usize, Vec<u32>, Duration) {
+    let start = Instant::now();
+    let deadline = start + length;
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        let url = format!("{base}/fhir/ServiceRequest");
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut errors, mut lat) = (0usize, 0usize, Vec::with_capacity(4096));
+            let mut i = 0usize;
+            while Instant::now() < deadline {
+                let body = service_request(c * 1_000_000 + i).to_string();
+                i += 1;
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("Content-Type", "application/fhir+json")
+                    .header("Prefer", "return=minimal")
+                    .body(body)
+                    .send()
+                    .await;
+                match r {
+                    Ok(resp) if resp.status().as_u16() == 201 => {
+                        ok += 1;
+                        lat.push(t.elapsed().as_micros() as u32);
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (ok, errors, lat)
+        }));
+    }
+    let (mut n, mut errors, mut lat) = (0, 0, Vec::new());
+    for t in tasks {
+        if let Ok((o, e, l)) = t.await {
+            n += o;
+            errors += e;
+            lat.extend(l);
+        }
+    }
+    (n, errors, lat, start.elapsed())
+}
+
+async fn raw_sqlite_ceiling(path: &std::path::Path, length: Duration) -> anyhow::Result<f64> {
+    let mut conn = SqliteConnectOptions::from_str(&format!("sqlite:{}", path.display()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .connect()
+        .await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS r (id TEXT PRIMARY KEY, body TEXT NOT NULL)")
+        .execute(&mut conn)
+        .await?;
+    let start = Instant::now();
+    let mut n = 0usize;
+    while start.elapsed() < length {
+        let body = service_request(n).to_string();
+        sqlx::query("BEGIN").execute(&mut conn).await?;
+        sqlx::query("INSERT INTO r (id, body) VALUES ($1, $2)")
+            .bind(format!("sr-{n}"))
+            .bind(body)
+            .execute(&mut conn)
+            .await?;
+        sqlx::query("COMMIT").execute(&mut conn).await?;
+        n += 1;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// A referral ServiceRequest of 4-8 KB: structured fields plus clinical notes.
+pub fn service_request(seed: usize) -> Value {
+    let note_len = 3000 + (seed * 7919) % 4000;
+    let text: String = "Patient reports exertional chest pain; prior ECG and troponin attached. "
+        .chars()
+        .cycle()
+        .take(note_len)
+        .collect();
+    json!({
+        "resourceType": "ServiceRequest",
+        "identifier": [{"system": "urn:oid:2.16.840.1.113883.3.72.5.9.1", "value": format!("REF-{seed}")}],
+        "status": "active",
+        "intent": "order",
+        "priority": "routine",
+        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005", "display": "Patient referral"}]}],
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "183519002", "display": "Referral to cardiology service"}]},
+        "subject": {"reference": format!("Patient/p{}", seed % 1000)},
+        "authoredOn": "2026-11-20T10:15:00Z",
+        "requester": {"reference": "Practitioner/pcp-1"},
+        "performer": [{"reference": "Organization/cardiology"}],
+        "reasonCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "29857009", "display": "Chest pain"}]}],
+        "supportingInfo": [{"reference": "DiagnosticReport/ecg-1"}, {"reference": "Observation/troponin-1"}],
+        "note": [{"text": text}]
+    })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if let Ok(r) = client.get(format!("{base}/health")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the server did not become ready")
+}
+
+/// VmHWM: the process's peak resident set, from /proc (Linux).
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}

@@ -1,0 +1,183 @@
+//! Typed settings. Precedence, lowest first: built-in defaults, the optional TOML file
+//! (`--config` / `HANDOFF_CONFIG`), environment variables, command-line flags. Settings
+//! are validated once at load; nothing downstream re-checks them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where the HTTP API listens.
+    pub http_addr: String,
+    /// `postgres://...` selects PostgreSQL; anything else is an SQLite file path/URL.
+    pub database_url: String,
+    /// Largest request body accepted (413 beyond it).
+    pub max_body_bytes: usize,
+    /// Bodies above this size are parsed on the blocking pool, off the async workers.
+    pub blocking_parse_bytes: usize,
+    /// Base URL used in Location headers and Bundle links; derived from the request's
+    /// Host header when unset.
+    pub public_base_url: Option<String>,
+    /// Database connections for reads (SQLite) or for everything (PostgreSQL).
+    pub db_pool_size: u32,
+    /// SQLite group commit: most requests folded into one transaction.
+    pub group_commit_max: usize,
+    /// HTTP worker threads (0 = one per core).
+    pub http_workers: usize,
+    /// `pretty` or `json` log lines.
+    pub log_format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            http_addr: "127.0.0.1:8080".into(),
+            database_url: "sqlite:handoff.db".into(),
+            max_body_bytes: 4 * 1024 * 1024,
+            blocking_parse_bytes: 64 * 1024,
+            public_base_url: None,
+            db_pool_size: 8,
+            group_commit_max: 256,
+            http_workers: 0,
+            log_format: "pretty".into(),
+        }
+    }
+}
+
+/// The database URL with any password blanked, for logs and Debug output.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("http_addr", &self.http_addr)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("public_base_url", &self.public_base_url)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("group_commit_max", &self.group_commit_max)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Values given on the command line or in the environment (clap reads both).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub http_addr: Option<String>,
+    pub database_url: Option<String>,
+    pub log_format: Option<String>,
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
+        let mut s = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => Settings::default(),
+        };
+        if let Some(v) = &overrides.http_addr {
+            s.http_addr = v.clone();
+        }
+        if let Some(v) = &overrides.database_url {
+            s.database_url = v.clone();
+        }
+        if let Some(v) = &overrides.log_format {
+            s.log_format = v.clone();
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.http_addr
+            .parse::<SocketAddr>()
+            .with_context(|| format!("http_addr '{}' is not host:port", self.http_addr))?;
+        if self.database_url.trim().is_empty() {
+            bail!("database_url is empty");
+        }
+        if self.max_body_bytes < 1024 {
+            bail!("max_body_bytes must be at least 1024");
+        }
+        if self.group_commit_max == 0 || self.db_pool_size == 0 {
+            bail!("group_commit_max and db_pool_size must be positive");
+        }
+        if !matches!(self.log_format.as_str(), "pretty" | "json") {
+            bail!("log_format must be 'pretty' or 'json'");
+        }
+        if let Some(base) = &self.public_base_url {
+            url::Url::parse(base)
+                .with_context(|| format!("public_base_url '{base}' is not a URL"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_file_loads() {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/handoff.example.toml");
+        let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
+        assert_eq!(s.http_addr, "0.0.0.0:8080");
+        assert_eq!(s.log_format, "json");
+    }
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = std::env::temp_dir().join(format!("handoff-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "http_addr = \"0.0.0.0:9000\"\nmax_body_bytes = 2048\n").unwrap();
+        let s = Settings::load(
+            Some(&f),
+            &Overrides {
+                http_addr: Some("127.0.0.1:1".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.http_addr, "127.0.0.1:1");
+        assert_eq!(s.max_body_bytes, 2048);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = std::env::temp_dir().join(format!("handoff-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "htp_addr = \"x\"\n").unwrap();
+        assert!(Settings::load(Some(&f), &Overrides::default()).is_err());
+        let o = Overrides {
+            http_addr: Some("nonsense".into()),
+            ..Default::default()
+        };
+        assert!(Settings::load(None, &o).is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let s = Settings {
+            database_url: "postgres://u:secret@h/db".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{s:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,78 @@
+//! The CapabilityStatement, generated from the same tables the server dispatches on,
+//! so it states only what really works.
+
+use serde_json::{json, Value};
+
+use super::search::params::{ParamKind, SUPPORTED};
+
+const INTERACTIONS: &[&str] = &[
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+];
+
+pub fn capability_statement(base: &str) -> Value {
+    let resources: Vec<Value> = SUPPORTED
+        .iter()
+        .map(|(rtype, params)| {
+            let mut search_param = vec![
+                json!({"name": "_id", "type": "token", "definition": "http://hl7.org/fhir/SearchParameter/Resource-id"}),
+                json!({"name": "_lastUpdated", "type": "date", "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated"}),
+            ];
+            search_param.extend(params.iter().map(|p| {
+                json!({
+                    "name": p.name,
+                    "type": match p.kind {
+                        ParamKind::Token => "token",
+                        ParamKind::String => "string",
+                        ParamKind::Date => "date",
+                        ParamKind::Reference => "reference",
+                    },
+                })
+            }));
+            let includes: Vec<String> = params
+                .iter()
+                .filter(|p| p.kind == ParamKind::Reference)
+                .map(|p| format!("{rtype}:{}", p.name))
+                .collect();
+            let interactions: Vec<Value> = INTERACTIONS.iter().map(|c| json!({"code": c})).collect();
+            json!({
+                "type": rtype,
+                "profile": format!("http://hl7.org/fhir/StructureDefinition/{rtype}"),
+                "interaction": interactions,
+                "versioning": "versioned-update",
+                "readHistory": true,
+                "updateCreate": true,
+                "conditionalCreate": true,
+                "conditionalRead": "not-supported",
+                "conditionalUpdate": true,
+                "conditionalDelete": "single",
+                "searchInclude": includes,
+                "searchParam": search_param,
+            })
+        })
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": env!("HANDOFF_BUILD_DATE"),
+        "publisher": "handoff",
+        "kind": "instance",
+        "software": {"name": "handoff", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "handoff care-coordination gateway", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["json", "xml"],
+        "patchFormat": [],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Unknown search parameters are refused (400) unless the request carries Prefer: handling=lenient.",
+            "resource": resources,
+            "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+        }],
+    })
+}

@@ -1,0 +1,492 @@
+//! The search parameters the gateway serves, per resource type, and the extraction of
+//! index rows from a resource. Searches are answered from these rows (written in the
+//! same transaction as each version), never by scanning resource bodies.
+
+use serde_json::Value;
+
+use super::dates;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    Token,
+    String,
+    Date,
+    Reference,
+}
+
+#[derive(Debug)]
+pub struct ParamDef {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    /// Dot paths into the resource; arrays are walked through. Choice elements are
+    /// listed by their concrete JSON names (`occurrenceDateTime`).
+    pub paths: &'static [&'static str],
+    /// For reference parameters: the resource types the reference may point to
+    /// (used to complete a bare id in a search value and for `_include`).
+    pub targets: &'static [&'static str],
+}
+
+const fn p(name: &'static str, kind: ParamKind, paths: &'static [&'static str]) -> ParamDef {
+    ParamDef {
+        name,
+        kind,
+        paths,
+        targets: &[],
+    }
+}
+const fn r(
+    name: &'static str,
+    paths: &'static [&'static str],
+    targets: &'static [&'static str],
+) -> ParamDef {
+    ParamDef {
+        name,
+        kind: ParamKind::Reference,
+        paths,
+        targets,
+    }
+}
+
+use ParamKind::{Date, String as Str, Token};
+
+const PARTY: &[&str] = &[
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Patient",
+    "RelatedPerson",
+    "Device",
+];
+
+static CAREPLAN: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("status", Token, &["status"]),
+    p("intent", Token, &["intent"]),
+    p("category", Token, &["category"]),
+    p("date", Date, &["period"]),
+    r("subject", &["subject"], &["Patient", "Group"]),
+    r("patient", &["subject"], &["Patient"]),
+    r("encounter", &["encounter"], &["Encounter"]),
+    r("care-team", &["careTeam"], &["CareTeam"]),
+    r("performer", &["activity.detail.performer"], PARTY),
+    r("based-on", &["basedOn"], &["CarePlan"]),
+];
+
+static SERVICEREQUEST: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("status", Token, &["status"]),
+    p("intent", Token, &["intent"]),
+    p("priority", Token, &["priority"]),
+    p("category", Token, &["category"]),
+    p("code", Token, &["code"]),
+    p("authored", Date, &["authoredOn"]),
+    p(
+        "occurrence",
+        Date,
+        &["occurrenceDateTime", "occurrencePeriod"],
+    ),
+    r(
+        "subject",
+        &["subject"],
+        &["Patient", "Group", "Location", "Device"],
+    ),
+    r("patient", &["subject"], &["Patient"]),
+    r("encounter", &["encounter"], &["Encounter"]),
+    r("requester", &["requester"], PARTY),
+    r("performer", &["performer"], PARTY),
+    r(
+        "based-on",
+        &["basedOn"],
+        &["ServiceRequest", "CarePlan", "MedicationRequest"],
+    ),
+];
+
+static CONSENT: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("status", Token, &["status"]),
+    p("scope", Token, &["scope"]),
+    p("category", Token, &["category"]),
+    p("action", Token, &["provision.action"]),
+    p("purpose", Token, &["provision.purpose"]),
+    p("date", Date, &["dateTime"]),
+    p("period", Date, &["provision.period"]),
+    r("patient", &["patient"], &["Patient"]),
+    r("actor", &["provision.actor.reference"], PARTY),
+    r("organization", &["organization"], &["Organization"]),
+];
+
+static ENCOUNTER: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("status", Token, &["status"]),
+    p("class", Token, &["class"]),
+    p("type", Token, &["type"]),
+    p("date", Date, &["period"]),
+    r("subject", &["subject"], &["Patient", "Group"]),
+    r("patient", &["subject"], &["Patient"]),
+    r("location", &["location.location"], &["Location"]),
+    r("service-provider", &["serviceProvider"], &["Organization"]),
+    r(
+        "participant",
+        &["participant.individual"],
+        &["Practitioner", "PractitionerRole", "RelatedPerson"],
+    ),
+    r(
+        "practitioner",
+        &["participant.individual"],
+        &["Practitioner"],
+    ),
+    r("episode-of-care", &["episodeOfCare"], &["EpisodeOfCare"]),
+    r("based-on", &["basedOn"], &["ServiceRequest"]),
+];
+
+static TASK: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("status", Token, &["status"]),
+    p("intent", Token, &["intent"]),
+    p("priority", Token, &["priority"]),
+    p("code", Token, &["code"]),
+    p("business-status", Token, &["businessStatus"]),
+    p("authored-on", Date, &["authoredOn"]),
+    p("modified", Date, &["lastModified"]),
+    p("period", Date, &["executionPeriod"]),
+    r("subject", &["for"], &["Patient", "Group"]),
+    r("patient", &["for"], &["Patient"]),
+    r(
+        "focus",
+        &["focus"],
+        &["ServiceRequest", "Encounter", "CarePlan", "Task"],
+    ),
+    r("owner", &["owner"], PARTY),
+    r("requester", &["requester"], PARTY),
+    r("encounter", &["encounter"], &["Encounter"]),
+    r(
+        "based-on",
+        &["basedOn"],
+        &["ServiceRequest", "CarePlan", "Task"],
+    ),
+    r("part-of", &["partOf"], &["Task"]),
+];
+
+static PATIENT: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("active", Token, &["active"]),
+    p("name", Str, &["name"]),
+    p("family", Str, &["name.family"]),
+    p("given", Str, &["name.given"]),
+    p("gender", Token, &["gender"]),
+    p("birthdate", Date, &["birthDate"]),
+    r(
+        "general-practitioner",
+        &["generalPractitioner"],
+        &["Practitioner", "PractitionerRole", "Organization"],
+    ),
+    r("organization", &["managingOrganization"], &["Organization"]),
+];
+
+static PRACTITIONER: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("active", Token, &["active"]),
+    p("name", Str, &["name"]),
+    p("family", Str, &["name.family"]),
+    p("given", Str, &["name.given"]),
+];
+
+static PRACTITIONERROLE: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("active", Token, &["active"]),
+    p("role", Token, &["code"]),
+    p("specialty", Token, &["specialty"]),
+    p("date", Date, &["period"]),
+    r("practitioner", &["practitioner"], &["Practitioner"]),
+    r("organization", &["organization"], &["Organization"]),
+    r("location", &["location"], &["Location"]),
+    r("endpoint", &["endpoint"], &["Endpoint"]),
+];
+
+static ORGANIZATION: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("active", Token, &["active"]),
+    p("name", Str, &["name", "alias"]),
+    p("type", Token, &["type"]),
+    r("partof", &["partOf"], &["Organization"]),
+    r("endpoint", &["endpoint"], &["Endpoint"]),
+];
+
+static ENDPOINT: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("status", Token, &["status"]),
+    p("name", Str, &["name"]),
+    p("connection-type", Token, &["connectionType"]),
+    p("payload-type", Token, &["payloadType"]),
+    r("organization", &["managingOrganization"], &["Organization"]),
+];
+
+/// The resource types the REST API serves, with their search parameters.
+pub static SUPPORTED: &[(&str, &[ParamDef])] = &[
+    ("CarePlan", CAREPLAN),
+    ("ServiceRequest", SERVICEREQUEST),
+    ("Consent", CONSENT),
+    ("Encounter", ENCOUNTER),
+    ("Task", TASK),
+    ("Patient", PATIENT),
+    ("Practitioner", PRACTITIONER),
+    ("PractitionerRole", PRACTITIONERROLE),
+    ("Organization", ORGANIZATION),
+    ("Endpoint", ENDPOINT),
+];
+
+pub fn is_supported(rtype: &str) -> bool {
+    SUPPORTED.iter().any(|(t, _)| *t == rtype)
+}
+
+pub fn params_for(rtype: &str) -> &'static [ParamDef] {
+    SUPPORTED
+        .iter()
+        .find(|(t, _)| *t == rtype)
+        .map(|(_, p)| *p)
+        .unwrap_or(&[])
+}
+
+pub fn lookup(rtype: &str, name: &str) -> Option<&'static ParamDef> {
+    params_for(rtype).iter().find(|d| d.name == name)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexValue {
+    Token {
+        system: Option<String>,
+        code: String,
+    },
+    /// Normalized form (for prefix/contains) and the original text (for `:exact`).
+    Str { value: String, exact: String },
+    /// Half-open range [lo, hi) in microseconds since the Unix epoch.
+    Date { lo: i64, hi: i64 },
+    /// `Type/id`
+    Ref(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub param: &'static str,
+    pub value: IndexValue,
+}
+
+/// Every index row for one resource version.
+pub fn index_entries(rtype: &str, resource: &Value) -> Vec<IndexEntry> {
+    let mut out = Vec::new();
+    for def in params_for(rtype) {
+        for path in def.paths {
+            let mut leaves = Vec::new();
+            collect(resource, path, &mut leaves);
+            for leaf in leaves {
+                extract(def, leaf, &mut out);
+            }
+        }
+    }
+    out.dedup();
+    out
+}
+
+fn collect<'a>(v: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| collect(i, path, out)),
+        _ if path.is_empty() => out.push(v),
+        Value::Object(map) => {
+            let (head, rest) = path.split_once('.').unwrap_or((path, ""));
+            if let Some(child) = map.get(head) {
+                collect(child, rest, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn extract(def: &'static ParamDef, v: &Value, out: &mut Vec<IndexEntry>) {
+    let mut push = |value| {
+        out.push(IndexEntry {
+            param: def.name,
+            value,
+        })
+    };
+    match def.kind {
+        ParamKind::Token => match v {
+            Value::String(code) => push(IndexValue::Token {
+                system: None,
+                code: code.clone(),
+            }),
+            Value::Bool(b) => push(IndexValue::Token {
+                system: None,
+                code: b.to_string(),
+            }),
+            Value::Object(m) => {
+                let system = m.get("system").and_then(Value::as_str).map(str::to_owned);
+                if let Some(code) = m
+                    .get("code")
+                    .or_else(|| m.get("value"))
+                    .and_then(Value::as_str)
+                {
+                    push(IndexValue::Token {
+                        system,
+                        code: code.to_owned(),
+                    });
+                }
+                if let Some(Value::Array(codings)) = m.get("coding") {
+                    for c in codings {
+                        if let Some(code) = c.get("code").and_then(Value::as_str) {
+                            let system = c.get("system").and_then(Value::as_str).map(str::to_owned);
+                            push(IndexValue::Token {
+                                system,
+                                code: code.to_owned(),
+                            });
+                        }
+                    }
+                }
+            }
+            _ => {}
+        },
+        ParamKind::String => match v {
+            Value::String(s) => push(str_value(s)),
+            Value::Object(m) => {
+                // HumanName / Address: every part, and the whole text.
+                for key in [
+                    "text",
+                    "family",
+                    "given",
+                    "prefix",
+                    "suffix",
+                    "line",
+                    "city",
+                    "state",
+                    "postalCode",
+                    "country",
+                ] {
+                    match m.get(key) {
+                        Some(Value::String(s)) => push(str_value(s)),
+                        Some(Value::Array(parts)) => parts
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .for_each(|s| push(str_value(s))),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        },
+        ParamKind::Date => match v {
+            Value::String(s) => {
+                if let Some((lo, hi)) = dates::range(s) {
+                    push(IndexValue::Date { lo, hi });
+                }
+            }
+            Value::Object(m) => {
+                let start = m
+                    .get("start")
+                    .and_then(Value::as_str)
+                    .and_then(dates::range);
+                let end = m.get("end").and_then(Value::as_str).and_then(dates::range);
+                if start.is_some() || end.is_some() {
+                    let lo = start.map(|r| r.0).unwrap_or(i64::MIN);
+                    let hi = end.map(|r| r.1).unwrap_or(i64::MAX);
+                    push(IndexValue::Date { lo, hi });
+                }
+            }
+            _ => {}
+        },
+        ParamKind::Reference => {
+            if let Some(reference) = v.get("reference").and_then(Value::as_str) {
+                if let Some(target) = normalize_reference(reference) {
+                    push(IndexValue::Ref(target));
+                }
+            }
+        }
+    }
+}
+
+fn str_value(s: &str) -> IndexValue {
+    IndexValue::Str {
+        value: normalize(s),
+        exact: s.trim().to_owned(),
+    }
+}
+
+/// Case-insensitive form used for string search (prefix match on this).
+pub fn normalize(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// `Type/id` from a relative or absolute literal reference (version suffix dropped).
+/// Local (`#x`) and `urn:` references have no stored target and give `None`.
+pub fn normalize_reference(reference: &str) -> Option<String> {
+    if reference.starts_with('#') || reference.starts_with("urn:") {
+        return None;
+    }
+    let trimmed = match reference.find("/_history/") {
+        Some(i) => &reference[..i],
+        None => reference,
+    };
+    let mut parts = trimmed.rsplit('/');
+    let id = parts.next()?;
+    let rtype = parts.next()?;
+    if id.is_empty() || !rtype.chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
+        return None;
+    }
+    Some(format!("{rtype}/{id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn extracts_tokens_refs_dates() {
+        let sr = json!({
+            "resourceType": "ServiceRequest",
+            "status": "active",
+            "identifier": [{"system": "urn:sys", "value": "A1"}],
+            "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]}],
+            "subject": {"reference": "Patient/p1"},
+            "requester": {"reference": "https://other.example/fhir/Practitioner/dr/_history/2"},
+            "authoredOn": "2024-03-01"
+        });
+        let e = index_entries("ServiceRequest", &sr);
+        assert!(e.contains(&IndexEntry {
+            param: "status",
+            value: IndexValue::Token {
+                system: None,
+                code: "active".into()
+            }
+        }));
+        assert!(e.contains(&IndexEntry {
+            param: "identifier",
+            value: IndexValue::Token {
+                system: Some("urn:sys".into()),
+                code: "A1".into()
+            }
+        }));
+        assert!(e.contains(&IndexEntry {
+            param: "patient",
+            value: IndexValue::Ref("Patient/p1".into())
+        }));
+        assert!(e.contains(&IndexEntry {
+            param: "requester",
+            value: IndexValue::Ref("Practitioner/dr".into())
+        }));
+        let authored = e.iter().find(|x| x.param == "authored").unwrap();
+        assert!(matches!(authored.value, IndexValue::Date { lo, hi } if hi - lo == 86_400_000_000));
+    }
+
+    #[test]
+    fn open_period_is_unbounded() {
+        let enc = json!({"resourceType": "Encounter", "period": {"start": "2024-01-01T10:00:00Z"}});
+        let e = index_entries("Encounter", &enc);
+        assert!(matches!(e[0].value, IndexValue::Date { hi: i64::MAX, .. }));
+    }
+
+    #[test]
+    fn local_and_urn_references_are_not_indexed() {
+        assert_eq!(normalize_reference("#p1"), None);
+        assert_eq!(normalize_reference("urn:uuid:1234"), None);
+        assert_eq!(normalize_reference("Patient/1"), Some("Patient/1".into()));
+    }
+}

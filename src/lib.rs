@@ -1,0 +1,17 @@
+//! handoff: a care-coordination gateway.
+//!
+//! Layout (see the README for the full map):
+//! - [`config`]: typed settings; [`telemetry`]: logging without patient data.
+//! - [`startup`]: builds the application (store, HTTP server) and runs it.
+//! - [`api`]: thin actix-web handlers for the FHIR REST API.
+//! - [`fhir`]: the FHIR R4 boundary: formats, validation, OperationOutcome, search.
+//! - [`store`]: the storage trait and its SQLite and PostgreSQL backends.
+//! - [`bench`]: the `handoff bench` load generator.
+
+pub mod api;
+pub mod bench;
+pub mod config;
+pub mod fhir;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,70 @@
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use handoff::config::{Overrides, Settings};
+use handoff::startup::{shutdown_signal, Application};
+use handoff::{bench, store, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "handoff",
+    version,
+    about = "Care-coordination gateway (FHIR R4, HL7 v2)"
+)]
+struct Cli {
+    /// Optional TOML settings file (see deploy/handoff.example.toml).
+    #[arg(long, global = true, env = "HANDOFF_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the HTTP API listens [default: 127.0.0.1:8080].
+    #[arg(long, global = true, env = "HANDOFF_HTTP_ADDR")]
+    http_addr: Option<String>,
+    /// `postgres://...` or an SQLite file [default: sqlite:handoff.db].
+    #[arg(long, global = true, env = "HANDOFF_DATABASE_URL")]
+    database_url: Option<String>,
+    /// `pretty` or `json`.
+    #[arg(long, global = true, env = "HANDOFF_LOG_FORMAT")]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (migrates the store first).
+    Serve,
+    /// Apply the store's migrations and exit.
+    Migrate,
+    /// Measure create throughput and latency against both stores (see README).
+    Bench(bench::BenchArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        http_addr: cli.http_addr,
+        database_url: cli.database_url,
+        log_format: cli.log_format,
+    };
+    let settings = Settings::load(cli.config.as_deref(), &overrides)?;
+    telemetry::init(&settings.log_format);
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            let handle = app.handle();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                handle.stop(true).await;
+            });
+            app.run_until_stopped().await?;
+            tracing::info!("stopped");
+        }
+        Command::Migrate => {
+            store::connect(&settings.database_url, &Default::default()).await?;
+            println!("migrations applied");
+        }
+        Command::Bench(args) => bench::run(args).await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,393 @@
+//! Applies a list of [`WriteOp`]s inside one open transaction, on either backend.
+//!
+//! Order follows FHIR transaction processing: deletes, then creates, then updates;
+//! conditional matches are resolved first, so `urn:uuid:` fullUrls can be rewritten to
+//! the ids the entries finally get (a conditional create that matched points at the
+//! existing resource). Outcomes come back in the caller's order.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{StoreError, StoredResource, WriteOp, WriteOutcome};
+use crate::fhir::search::{dates, index_entries, IndexEntry, SearchQuery};
+
+/// What an executor needs from an open transaction.
+#[async_trait]
+pub trait Tx: Send {
+    /// `(version, deleted)` of the current version; on PostgreSQL the row is locked.
+    async fn current(&mut self, rtype: &str, id: &str) -> Result<Option<(i64, bool)>, StoreError>;
+    async fn load(&mut self, rtype: &str, id: &str) -> Result<Option<StoredResource>, StoreError>;
+    /// Serialise conditional operations on one type (PostgreSQL: an advisory lock).
+    async fn lock_conditional(&mut self, rtype: &str) -> Result<(), StoreError>;
+    /// Ids of up to `limit` current matches.
+    async fn find(&mut self, q: &SearchQuery, limit: i64) -> Result<Vec<String>, StoreError>;
+    /// Write a version and replace the index rows. `existed`: a current row was there.
+    async fn write(
+        &mut self,
+        v: &StoredResource,
+        index: &[IndexEntry],
+        existed: bool,
+    ) -> Result<(), StoreError>;
+}
+
+enum Plan {
+    Write {
+        rtype: String,
+        id: String,
+        resource: Value,
+        prior: Option<(i64, bool)>,
+        created: bool,
+    },
+    Existing(StoredResource),
+    Delete {
+        rtype: String,
+        id: String,
+        prior: Option<(i64, bool)>,
+    },
+}
+
+pub async fn execute<T: Tx>(
+    tx: &mut T,
+    ops: Vec<WriteOp>,
+) -> Result<Vec<WriteOutcome>, StoreError> {
+    let many = ops.len() > 1;
+    let wrap = |index: usize, e: StoreError| {
+        if many {
+            StoreError::Entry {
+                index,
+                source: Box::new(e),
+            }
+        } else {
+            e
+        }
+    };
+
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_by_key(|&i| match ops[i] {
+        WriteOp::Delete { .. } | WriteOp::ConditionalDelete { .. } => 0,
+        WriteOp::Create { .. } => 1,
+        WriteOp::Update { .. } | WriteOp::ConditionalUpdate { .. } => 2,
+    });
+
+    // 1. Resolve every op to a plan; note the fullUrl -> Type/id mapping.
+    let mut plans: Vec<Option<Plan>> = (0..ops.len()).map(|_| None).collect();
+    let mut urls: HashMap<String, String> = HashMap::new();
+    let mut ops: Vec<Option<WriteOp>> = ops.into_iter().map(Some).collect();
+    for &i in &order {
+        let op = ops[i].take().expect("each op planned once");
+        let (plan, full_url) = plan(tx, op).await.map_err(|e| wrap(i, e))?;
+        if let Some(url) = full_url {
+            let target = match &plan {
+                Plan::Write { rtype, id, .. } => format!("{rtype}/{id}"),
+                Plan::Existing(s) => s.reference(),
+                Plan::Delete { .. } => continue,
+            };
+            urls.insert(url, target);
+        }
+        plans[i] = Some(plan);
+    }
+
+    // 2. Apply, in processing order.
+    let now = dates::now_micros();
+    let mut outcomes: Vec<Option<WriteOutcome>> = (0..plans.len()).map(|_| None).collect();
+    for &i in &order {
+        let outcome = match plans[i].take().expect("planned") {
+            Plan::Existing(s) => WriteOutcome::Existing(s),
+            Plan::Delete { rtype, id, prior } => match prior {
+                None => WriteOutcome::Deleted {
+                    rtype,
+                    id,
+                    version: None,
+                },
+                Some((v, true)) => WriteOutcome::Deleted {
+                    rtype,
+                    id,
+                    version: Some(v),
+                },
+                Some((v, false)) => {
+                    let tomb = StoredResource {
+                        rtype,
+                        id,
+                        version: v + 1,
+                        last_updated: now,
+                        deleted: true,
+                        body: None,
+                    };
+                    tx.write(&tomb, &[], true).await.map_err(|e| wrap(i, e))?;
+                    WriteOutcome::Deleted {
+                        rtype: tomb.rtype,
+                        id: tomb.id,
+                        version: Some(tomb.version),
+                    }
+                }
+            },
+            Plan::Write {
+                rtype,
+                id,
+                mut resource,
+                prior,
+                created,
+            } => {
+                if !urls.is_empty() {
+                    rewrite_references(&mut resource, &urls);
+                }
+                let version = prior.map(|(v, _)| v + 1).unwrap_or(1);
+                stamp(&mut resource, &id, version, now);
+                let index = index_entries(&rtype, &resource);
+                let body = serde_json::to_string(&resource).expect("JSON values always serialise");
+                let stored = StoredResource {
+                    rtype,
+                    id,
+                    version,
+                    last_updated: now,
+                    deleted: false,
+                    body: Some(body.into()),
+                };
+                tx.write(&stored, &index, prior.is_some())
+                    .await
+                    .map_err(|e| wrap(i, e))?;
+                if created || prior.is_none_or(|(_, deleted)| deleted) {
+                    WriteOutcome::Created(stored)
+                } else {
+                    WriteOutcome::Updated(stored)
+                }
+            }
+        };
+        outcomes[i] = Some(outcome);
+    }
+    Ok(outcomes.into_iter().map(|o| o.expect("applied")).collect())
+}
+
+async fn plan<T: Tx>(tx: &mut T, op: WriteOp) -> Result<(Plan, Option<String>), StoreError> {
+    Ok(match op {
+        WriteOp::Create {
+            resource,
+            if_none_exist,
+            full_url,
+        } => {
+            let rtype = resource_type(&resource)?;
+            if let Some(q) = if_none_exist {
+                tx.lock_conditional(&rtype).await?;
+                match single_match(tx, &q).await? {
+                    Some(id) => {
+                        let existing = tx
+                            .load(&rtype, &id)
+                            .await?
+                            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+                        return Ok((Plan::Existing(existing), full_url));
+                    }
+                    None => {}
+                }
+            }
+            let id = new_id();
+            (
+                Plan::Write {
+                    rtype,
+                    id,
+                    resource,
+                    prior: None,
+                    created: true,
+                },
+                full_url,
+            )
+        }
+        WriteOp::Update {
+            rtype,
+            id,
+            resource,
+            if_match,
+            full_url,
+        } => {
+            let prior = tx.current(&rtype, &id).await?;
+            check_if_match(&rtype, &id, if_match, prior)?;
+            (
+                Plan::Write {
+                    rtype,
+                    id,
+                    resource,
+                    prior,
+                    created: false,
+                },
+                full_url,
+            )
+        }
+        WriteOp::ConditionalUpdate {
+            query,
+            resource,
+            full_url,
+        } => {
+            let rtype = query.rtype.clone();
+            tx.lock_conditional(&rtype).await?;
+            let body_id = resource
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let id = match single_match(tx, &query).await? {
+                Some(found) => {
+                    if body_id.as_deref().is_some_and(|b| b != found) {
+                        return Err(StoreError::Conflict(format!(
+                            "The conditional update matched {rtype}/{found} but the body has another id"
+                        )));
+                    }
+                    found
+                }
+                None => body_id.unwrap_or_else(new_id),
+            };
+            let prior = tx.current(&rtype, &id).await?;
+            (
+                Plan::Write {
+                    rtype,
+                    id,
+                    resource,
+                    prior,
+                    created: false,
+                },
+                full_url,
+            )
+        }
+        WriteOp::Delete {
+            rtype,
+            id,
+            if_match,
+        } => {
+            let prior = tx.current(&rtype, &id).await?;
+            check_if_match(&rtype, &id, if_match, prior)?;
+            (Plan::Delete { rtype, id, prior }, None)
+        }
+        WriteOp::ConditionalDelete { query } => {
+            tx.lock_conditional(&query.rtype).await?;
+            match single_match(tx, &query).await? {
+                Some(id) => {
+                    let prior = tx.current(&query.rtype, &id).await?;
+                    (
+                        Plan::Delete {
+                            rtype: query.rtype,
+                            id,
+                            prior,
+                        },
+                        None,
+                    )
+                }
+                None => (
+                    Plan::Delete {
+                        rtype: query.rtype,
+                        id: String::new(),
+                        prior: None,
+                    },
+                    None,
+                ),
+            }
+        }
+    })
+}
+
+async fn single_match<T: Tx>(tx: &mut T, q: &SearchQuery) -> Result<Option<String>, StoreError> {
+    let mut ids = tx.find(q, 2).await?;
+    match ids.len() {
+        0 => Ok(None),
+        1 => Ok(ids.pop()),
+        _ => Err(StoreError::PreconditionFailed(format!(
+            "The conditional request matched more than one {} resource",
+            q.rtype
+        ))),
+    }
+}
+
+fn check_if_match(
+    rtype: &str,
+    id: &str,
+    if_match: Option<i64>,
+    prior: Option<(i64, bool)>,
+) -> Result<(), StoreError> {
+    match (if_match, prior) {
+        (None, _) => Ok(()),
+        (Some(want), Some((have, false))) if want == have => Ok(()),
+        (Some(want), Some((have, _))) => Err(StoreError::PreconditionFailed(format!(
+            "If-Match names version {want} of {rtype}/{id} but the current version is {have}"
+        ))),
+        (Some(_), None) => Err(StoreError::PreconditionFailed(format!(
+            "{rtype}/{id} does not exist (If-Match given)"
+        ))),
+    }
+}
+
+fn resource_type(resource: &Value) -> Result<String, StoreError> {
+    resource
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| StoreError::Conflict("resource has no resourceType".into()))
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Server-owned fields: `id`, `meta.versionId`, `meta.lastUpdated`. Other meta (profile,
+/// security labels, tags) is kept as the client sent it.
+fn stamp(resource: &mut Value, id: &str, version: i64, now: i64) {
+    let Some(obj) = resource.as_object_mut() else {
+        return;
+    };
+    // Keep resourceType first and id second, as FHIR JSON is conventionally written.
+    obj.shift_insert(1.min(obj.len()), "id".into(), Value::String(id.to_owned()));
+    let meta = obj
+        .entry("meta")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Some(meta) = meta.as_object_mut() {
+        meta.insert("versionId".into(), Value::String(version.to_string()));
+        meta.insert(
+            "lastUpdated".into(),
+            Value::String(dates::format_instant(now)),
+        );
+    }
+}
+
+fn rewrite_references(v: &mut Value, urls: &HashMap<String, String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if k == "reference" {
+                    if let Value::String(s) = child {
+                        if let Some(target) = urls.get(s.as_str()) {
+                            *s = target.clone();
+                        }
+                    }
+                } else {
+                    rewrite_references(child, urls);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| rewrite_references(i, urls)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn stamp_sets_server_fields_and_keeps_the_rest() {
+        let mut r = json!({"resourceType": "Patient", "meta": {"profile": ["x"], "versionId": "99"}, "active": true});
+        stamp(&mut r, "abc", 3, 0);
+        assert_eq!(r["id"], "abc");
+        assert_eq!(r["meta"]["versionId"], "3");
+        assert_eq!(r["meta"]["profile"][0], "x");
+        let keys: Vec<_> = r.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys[..2], ["resourceType".to_string(), "id".to_string()]);
+    }
+
+    #[test]
+    fn rewrites_only_mapped_references() {
+        let mut r =
+            json!({"subject": {"reference": "urn:uuid:1"}, "x": [{"reference": "urn:uuid:2"}]});
+        let urls = HashMap::from([("urn:uuid:1".to_string(), "Patient/p".to_string())]);
+        rewrite_references(&mut r, &urls);
+        assert_eq!(r["subject"]["reference"], "Patient/p");
+        assert_eq!(r["x"][0]["reference"], "urn:uuid:2");
+    }
+}

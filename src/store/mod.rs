@@ -1,0 +1,201 @@
+//! Durable storage behind one trait, one module per backend (each owning its
+//! migrations). The backend is chosen from the database URL: `postgres://` selects
+//! PostgreSQL, anything else is an SQLite file.
+//!
+//! Writes go through [`Store::commit`]: a list of [`WriteOp`]s applied all-or-nothing.
+//! The same executor ([`executor`]) runs the ops on both backends; the backends differ
+//! only in how they batch commits (SQLite: one writer task that group-commits many
+//! requests per fsync; PostgreSQL: concurrent transactions whose WAL flushes the server
+//! coalesces) and in their SQL dialect ([`sql`]).
+
+pub mod executor;
+pub mod postgres;
+pub mod sql;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::search::SearchQuery;
+
+/// One stored version of a resource. `body` is the JSON text with `id` and `meta` set
+/// by the server; a deletion is a version with `deleted = true` and no body.
+#[derive(Debug, Clone)]
+pub struct StoredResource {
+    pub rtype: String,
+    pub id: String,
+    pub version: i64,
+    /// Microseconds since the Unix epoch.
+    pub last_updated: i64,
+    pub deleted: bool,
+    pub body: Option<Arc<str>>,
+}
+
+impl StoredResource {
+    pub fn json(&self) -> Option<Value> {
+        self.body
+            .as_deref()
+            .and_then(|b| serde_json::from_str(b).ok())
+    }
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.rtype, self.id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    /// Create with a server-assigned id. With `if_none_exist`, an existing match is
+    /// returned instead (several matches: 412).
+    Create {
+        resource: Value,
+        if_none_exist: Option<SearchQuery>,
+        full_url: Option<String>,
+    },
+    /// Update (or create with the client's id). `if_match` is the expected current version.
+    Update {
+        rtype: String,
+        id: String,
+        resource: Value,
+        if_match: Option<i64>,
+        full_url: Option<String>,
+    },
+    /// Update the single match of a search; none matched: create.
+    ConditionalUpdate {
+        query: SearchQuery,
+        resource: Value,
+        full_url: Option<String>,
+    },
+    Delete {
+        rtype: String,
+        id: String,
+        if_match: Option<i64>,
+    },
+    ConditionalDelete {
+        query: SearchQuery,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum WriteOutcome {
+    Created(StoredResource),
+    Updated(StoredResource),
+    /// A conditional create matched this existing resource; nothing was written.
+    Existing(StoredResource),
+    /// Deleted; `version` is the tombstone's version, None when nothing existed.
+    Deleted {
+        rtype: String,
+        id: String,
+        version: Option<i64>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    pub rtype: Option<String>,
+    pub id: Option<String>,
+    pub since: Option<i64>,
+    pub count: usize,
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<StoredResource>,
+    pub total: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Gone(String),
+    /// If-Match named another version, or a conditional matched several resources.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad content discovered while applying ops (e.g. a conditional query in a body).
+    #[error("{}", .0.first().map(|i| i.message.as_str()).unwrap_or("invalid"))]
+    Invalid(Vec<Issue>),
+    /// An op inside a multi-op commit failed; `index` is its position.
+    #[error("entry {index}: {source}")]
+    Entry {
+        index: usize,
+        source: Box<StoreError>,
+    },
+    #[error("the store is shutting down")]
+    Unavailable,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    pub fn issue_code(&self) -> IssueCode {
+        match self {
+            StoreError::NotFound(_) => IssueCode::NotFound,
+            StoreError::Gone(_) => IssueCode::Deleted,
+            StoreError::PreconditionFailed(_) => IssueCode::Conflict,
+            StoreError::Conflict(_) => IssueCode::Conflict,
+            StoreError::Invalid(i) => i.first().map(|i| i.code).unwrap_or(IssueCode::Invalid),
+            StoreError::Entry { source, .. } => source.issue_code(),
+            StoreError::Unavailable => IssueCode::Transient,
+            StoreError::Database(_) | StoreError::Migrate(_) => IssueCode::Exception,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Current version, including a deletion tombstone.
+    async fn read(&self, rtype: &str, id: &str) -> Result<Option<StoredResource>, StoreError>;
+    async fn vread(
+        &self,
+        rtype: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<StoredResource>, StoreError>;
+    /// Newest first.
+    async fn history(&self, q: &HistoryQuery) -> Result<Page, StoreError>;
+    async fn search(&self, q: &SearchQuery) -> Result<Page, StoreError>;
+    /// Resources by `Type/id`, for `_include`. Missing ones are skipped.
+    async fn read_many(&self, refs: &[String]) -> Result<Vec<StoredResource>, StoreError>;
+    /// Apply all ops in one transaction; on success every op's outcome, in order.
+    async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+    fn backend(&self) -> &'static str;
+}
+
+/// Open (and migrate) the store named by `url`.
+pub async fn connect(url: &str, settings: &StoreSettings) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url, settings).await?))
+    } else {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, settings).await?))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// Maximum connections for reads (and, on PostgreSQL, writes).
+    pub pool_size: u32,
+    /// SQLite group commit: most requests folded into one transaction.
+    pub max_batch: usize,
+    /// PostgreSQL: schema to use (tests give every run its own).
+    pub pg_schema: Option<String>,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            pool_size: 8,
+            max_batch: 256,
+            pg_schema: None,
+        }
+    }
+}

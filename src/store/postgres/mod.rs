@@ -1,0 +1,279 @@
+//! PostgreSQL backend, for several gateway replicas sharing one database.
+//!
+//! Each commit is its own transaction on a pooled connection; PostgreSQL flushes the
+//! WAL of concurrent commits together, so concurrent requests share fsyncs without a
+//! writer task. Rows being updated are locked (`SELECT ... FOR UPDATE`); conditional
+//! operations take a transaction-scoped advisory lock per resource type so two
+//! replicas cannot both create the "only" match. Unique-key races and serialization
+//! failures are retried a few times.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Executor, Postgres, Row};
+
+use super::executor::{self, Tx};
+use super::sql::{self, Bind};
+use super::{
+    HistoryQuery, Page, Store, StoreError, StoreSettings, StoredResource, WriteOp, WriteOutcome,
+};
+use crate::fhir::search::{IndexEntry, SearchQuery};
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+const RETRIES: usize = 3;
+
+impl PgStore {
+    pub async fn connect(url: &str, settings: &StoreSettings) -> Result<Self, StoreError> {
+        let mut options = PgConnectOptions::from_str(url)?;
+        if let Some(schema) = &settings.pg_schema {
+            if !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(StoreError::Conflict(
+                    "PostgreSQL schema names are limited to [A-Za-z0-9_]".into(),
+                ));
+            }
+            let mut c = PgConnection::connect_with(&options).await?;
+            c.execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+                .await?;
+            c.close().await?;
+            options = options.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.pool_size.max(2))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("src/store/postgres/migrations")
+            .run(&pool)
+            .await?;
+        Ok(PgStore { pool })
+    }
+
+    async fn fetch(&self, s: &sql::Sql) -> Result<Vec<PgRow>, StoreError> {
+        Ok(bind_all(sqlx::query(&s.text), &s.binds)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn commit_once(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let outcomes = executor::execute(&mut PgTx(&mut tx), ops).await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    for b in binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.as_str()),
+            Bind::OptText(s) => q.bind(s.as_deref()),
+            Bind::Int(i) => q.bind(*i),
+            Bind::Bool(v) => q.bind(*v),
+        };
+    }
+    q
+}
+
+fn stored(row: &PgRow) -> Result<StoredResource, sqlx::Error> {
+    Ok(StoredResource {
+        rtype: row.try_get(0)?,
+        id: row.try_get(1)?,
+        version: row.try_get(2)?,
+        last_updated: row.try_get(3)?,
+        deleted: row.try_get(4)?,
+        body: row.try_get::<Option<String>, _>(5)?.map(Into::into),
+    })
+}
+
+/// Unique violation, serialization failure, deadlock: safe to run the whole commit again.
+fn retryable(e: &StoreError) -> bool {
+    let e = match e {
+        StoreError::Entry { source, .. } => source.as_ref(),
+        other => other,
+    };
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            matches!(
+                db.code().as_deref(),
+                Some("23505") | Some("40001") | Some("40P01")
+            )
+        }
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn read(&self, rtype: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
+        let row = sqlx::query(sql::READ)
+            .bind(rtype)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(stored).transpose()?)
+    }
+
+    async fn vread(
+        &self,
+        rtype: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<StoredResource>, StoreError> {
+        let row = sqlx::query(sql::VREAD)
+            .bind(rtype)
+            .bind(id)
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(stored).transpose()?)
+    }
+
+    async fn history(&self, q: &HistoryQuery) -> Result<Page, StoreError> {
+        let (t, i) = (q.rtype.as_deref(), q.id.as_deref());
+        let rows = self
+            .fetch(&sql::history(t, i, q.since, Some((q.count, q.offset))))
+            .await?;
+        let total: i64 = self.fetch(&sql::history(t, i, q.since, None)).await?[0].try_get(0)?;
+        let items = rows.iter().map(stored).collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total: total as u64,
+        })
+    }
+
+    async fn search(&self, q: &SearchQuery) -> Result<Page, StoreError> {
+        let rows = self.fetch(&sql::search(q)).await?;
+        let total: i64 = self.fetch(&sql::count(q)).await?[0].try_get(0)?;
+        let items = rows.iter().map(stored).collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total: total as u64,
+        })
+    }
+
+    async fn read_many(&self, refs: &[String]) -> Result<Vec<StoredResource>, StoreError> {
+        let mut out = Vec::new();
+        for r in refs {
+            if let Some((t, i)) = r.split_once('/') {
+                if let Some(s) = self.read(t, i).await?.filter(|s| !s.deleted) {
+                    out.push(s);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            match self.commit_once(ops.clone()).await {
+                Err(e) if retryable(&e) && attempt + 1 < RETRIES => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+struct PgTx<'c>(&'c mut PgConnection);
+
+#[async_trait]
+impl Tx for PgTx<'_> {
+    async fn current(&mut self, rtype: &str, id: &str) -> Result<Option<(i64, bool)>, StoreError> {
+        let q = format!("{} FOR UPDATE", sql::CURRENT);
+        let row = sqlx::query(&q)
+            .bind(rtype)
+            .bind(id)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(row
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
+            .transpose()?)
+    }
+
+    async fn load(&mut self, rtype: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
+        let row = sqlx::query(sql::READ)
+            .bind(rtype)
+            .bind(id)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(row.as_ref().map(stored).transpose()?)
+    }
+
+    async fn lock_conditional(&mut self, rtype: &str) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(rtype)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn find(&mut self, q: &SearchQuery, limit: i64) -> Result<Vec<String>, StoreError> {
+        let s = sql::find_ids(q, limit);
+        let rows = bind_all(sqlx::query(&s.text), &s.binds)
+            .fetch_all(&mut *self.0)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn write(
+        &mut self,
+        v: &StoredResource,
+        index: &[IndexEntry],
+        existed: bool,
+    ) -> Result<(), StoreError> {
+        let c = &mut *self.0;
+        sqlx::query(sql::INSERT_HISTORY)
+            .bind(&v.rtype)
+            .bind(&v.id)
+            .bind(v.version)
+            .bind(v.last_updated)
+            .bind(v.deleted)
+            .bind(v.body.as_deref())
+            .execute(&mut *c)
+            .await?;
+        sqlx::query(sql::UPSERT_CURRENT)
+            .bind(&v.rtype)
+            .bind(&v.id)
+            .bind(v.version)
+            .bind(v.last_updated)
+            .bind(v.deleted)
+            .execute(&mut *c)
+            .await?;
+        if existed {
+            for stmt in sql::CLEAR_INDEX {
+                sqlx::query(stmt)
+                    .bind(&v.rtype)
+                    .bind(&v.id)
+                    .execute(&mut *c)
+                    .await?;
+            }
+        }
+        for s in sql::insert_index(&v.rtype, &v.id, index) {
+            bind_all(sqlx::query(&s.text), &s.binds)
+                .execute(&mut *c)
+                .await?;
+        }
+        Ok(())
+    }
+}

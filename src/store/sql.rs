@@ -1,0 +1,345 @@
+//! SQL shared by both backends. SQLite and PostgreSQL both accept `$N` placeholders,
+//! `ON CONFLICT ... DO UPDATE`, `LIKE ... ESCAPE` and boolean literals, so each
+//! statement is written once; the backends only bind and run it.
+
+use crate::fhir::search::{
+    Cond, Filter, IndexEntry, IndexValue, Prefix, SearchQuery, Sort, StrMode,
+};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Bool(bool),
+}
+
+/// A statement under construction: SQL text plus its binds, placeholders numbered as
+/// they are pushed.
+#[derive(Debug, Default)]
+pub struct Sql {
+    pub text: String,
+    pub binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn new(text: &str) -> Self {
+        Sql {
+            text: text.to_owned(),
+            binds: Vec::new(),
+        }
+    }
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+    fn bind(&mut self, b: Bind) -> &mut Self {
+        self.binds.push(b);
+        self.text.push('$');
+        self.text.push_str(&self.binds.len().to_string());
+        self
+    }
+}
+
+pub const RESOURCE_COLUMNS: &str = "r.rtype, r.id, r.version, r.last_updated, r.deleted, h.body";
+const FROM_CURRENT: &str = " FROM resources r JOIN resource_history h \
+     ON h.rtype = r.rtype AND h.id = r.id AND h.version = r.version";
+
+pub const READ: &str = "SELECT r.rtype, r.id, r.version, r.last_updated, r.deleted, h.body \
+     FROM resources r JOIN resource_history h ON h.rtype = r.rtype AND h.id = r.id AND h.version = r.version \
+     WHERE r.rtype = $1 AND r.id = $2";
+pub const VREAD: &str =
+    "SELECT rtype, id, version, last_updated, deleted, body FROM resource_history \
+     WHERE rtype = $1 AND id = $2 AND version = $3";
+pub const CURRENT: &str = "SELECT version, deleted FROM resources WHERE rtype = $1 AND id = $2";
+pub const INSERT_HISTORY: &str =
+    "INSERT INTO resource_history (rtype, id, version, last_updated, deleted, body) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+pub const UPSERT_CURRENT: &str =
+    "INSERT INTO resources (rtype, id, version, last_updated, deleted) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rtype, id) DO UPDATE SET version = excluded.version, \
+     last_updated = excluded.last_updated, deleted = excluded.deleted";
+pub const CLEAR_INDEX: [&str; 4] = [
+    "DELETE FROM search_token WHERE rtype = $1 AND rid = $2",
+    "DELETE FROM search_string WHERE rtype = $1 AND rid = $2",
+    "DELETE FROM search_date WHERE rtype = $1 AND rid = $2",
+    "DELETE FROM search_ref WHERE rtype = $1 AND rid = $2",
+];
+
+/// Multi-row inserts of a version's index rows, one statement per non-empty table.
+pub fn insert_index(rtype: &str, id: &str, entries: &[IndexEntry]) -> Vec<Sql> {
+    let mut token = Sql::new("INSERT INTO search_token (rtype, rid, param, system, code) VALUES ");
+    let mut string =
+        Sql::new("INSERT INTO search_string (rtype, rid, param, value, exact) VALUES ");
+    let mut date = Sql::new("INSERT INTO search_date (rtype, rid, param, lo, hi) VALUES ");
+    let mut reference = Sql::new("INSERT INTO search_ref (rtype, rid, param, target) VALUES ");
+    for e in entries {
+        let (sql, a, b) = match &e.value {
+            IndexValue::Token { system, code } => (
+                &mut token,
+                Bind::OptText(system.clone()),
+                Some(Bind::Text(code.clone())),
+            ),
+            IndexValue::Str { value, exact } => (
+                &mut string,
+                Bind::Text(value.clone()),
+                Some(Bind::Text(exact.clone())),
+            ),
+            IndexValue::Date { lo, hi } => (&mut date, Bind::Int(*lo), Some(Bind::Int(*hi))),
+            IndexValue::Ref(t) => (&mut reference, Bind::Text(t.clone()), None),
+        };
+        if !sql.binds.is_empty() {
+            sql.push(", ");
+        }
+        sql.push("(").bind(Bind::Text(rtype.to_owned())).push(", ");
+        sql.bind(Bind::Text(id.to_owned()))
+            .push(", ")
+            .bind(Bind::Text(e.param.to_owned()))
+            .push(", ");
+        sql.bind(a);
+        if let Some(b) = b {
+            sql.push(", ").bind(b);
+        }
+        sql.push(")");
+    }
+    [token, string, date, reference]
+        .into_iter()
+        .filter(|s| !s.binds.is_empty())
+        .collect()
+}
+
+/// `SELECT` of the current, non-deleted resources matching `q`, one page.
+pub fn search(q: &SearchQuery) -> Sql {
+    let mut sql = Sql::new("SELECT ");
+    sql.push(RESOURCE_COLUMNS).push(FROM_CURRENT);
+    where_clause(&mut sql, q);
+    sql.push(match q.sort {
+        Sort::LastUpdatedAsc => " ORDER BY r.last_updated ASC, r.id ASC",
+        Sort::LastUpdatedDesc => " ORDER BY r.last_updated DESC, r.id DESC",
+        Sort::IdAsc => " ORDER BY r.id ASC",
+        Sort::IdDesc => " ORDER BY r.id DESC",
+    });
+    sql.push(" LIMIT ").bind(Bind::Int(q.count as i64));
+    sql.push(" OFFSET ").bind(Bind::Int(q.offset as i64));
+    sql
+}
+
+pub fn count(q: &SearchQuery) -> Sql {
+    let mut sql = Sql::new("SELECT COUNT(*) FROM resources r");
+    where_clause(&mut sql, q);
+    sql
+}
+
+/// Ids of at most `limit` matches (conditional create/update/delete).
+pub fn find_ids(q: &SearchQuery, limit: i64) -> Sql {
+    let mut sql = Sql::new("SELECT r.id FROM resources r");
+    where_clause(&mut sql, q);
+    sql.push(" LIMIT ").bind(Bind::Int(limit));
+    sql
+}
+
+fn where_clause(sql: &mut Sql, q: &SearchQuery) {
+    sql.push(" WHERE r.rtype = ")
+        .bind(Bind::Text(q.rtype.clone()));
+    sql.push(" AND r.deleted = FALSE");
+    for f in &q.filters {
+        sql.push(" AND (");
+        filter(sql, f);
+        sql.push(")");
+    }
+}
+
+fn filter(sql: &mut Sql, f: &Filter) {
+    for (i, cond) in f.any_of.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        match cond {
+            Cond::Id(id) => {
+                sql.push("r.id = ").bind(Bind::Text(id.clone()));
+            }
+            Cond::LastUpdated { prefix, lo, hi } => {
+                let (lo, hi) = (Bind::Int(*lo), Bind::Int(*hi));
+                match prefix {
+                    Prefix::Eq => sql
+                        .push("(r.last_updated >= ")
+                        .bind(lo)
+                        .push(" AND r.last_updated < ")
+                        .bind(hi)
+                        .push(")"),
+                    Prefix::Ne => sql
+                        .push("(r.last_updated < ")
+                        .bind(lo)
+                        .push(" OR r.last_updated >= ")
+                        .bind(hi)
+                        .push(")"),
+                    Prefix::Gt => sql.push("r.last_updated >= ").bind(hi),
+                    Prefix::Lt => sql.push("r.last_updated < ").bind(lo),
+                    Prefix::Ge => sql.push("r.last_updated >= ").bind(lo),
+                    Prefix::Le => sql.push("r.last_updated < ").bind(hi),
+                };
+            }
+            Cond::Token {
+                system,
+                code,
+                negate,
+            } => {
+                sql.push(if *negate { "NOT EXISTS" } else { "EXISTS" });
+                exists_head(sql, "search_token", f.param);
+                match system.as_deref() {
+                    None => {}
+                    Some("") => {
+                        sql.push(" AND s.system IS NULL");
+                    }
+                    Some(s) => {
+                        sql.push(" AND s.system = ").bind(Bind::Text(s.to_owned()));
+                    }
+                }
+                if let Some(c) = code {
+                    sql.push(" AND s.code = ").bind(Bind::Text(c.clone()));
+                }
+                sql.push(")");
+            }
+            Cond::Str { value, mode } => {
+                sql.push("EXISTS");
+                exists_head(sql, "search_string", f.param);
+                match mode {
+                    StrMode::Exact => sql.push(" AND s.exact = ").bind(Bind::Text(value.clone())),
+                    StrMode::Prefix => sql
+                        .push(" AND s.value LIKE ")
+                        .bind(Bind::Text(format!("{}%", like_escape(value)))),
+                    StrMode::Contains => sql
+                        .push(" AND s.value LIKE ")
+                        .bind(Bind::Text(format!("%{}%", like_escape(value)))),
+                };
+                if *mode != StrMode::Exact {
+                    sql.push(" ESCAPE '\\'");
+                }
+                sql.push(")");
+            }
+            Cond::Date { prefix, lo, hi } => {
+                let negate = *prefix == Prefix::Ne;
+                sql.push(if negate { "NOT EXISTS" } else { "EXISTS" });
+                exists_head(sql, "search_date", f.param);
+                let (lo, hi) = (Bind::Int(*lo), Bind::Int(*hi));
+                match prefix {
+                    Prefix::Eq | Prefix::Ne => sql
+                        .push(" AND s.lo >= ")
+                        .bind(lo)
+                        .push(" AND s.hi <= ")
+                        .bind(hi),
+                    Prefix::Gt => sql.push(" AND s.hi > ").bind(hi),
+                    Prefix::Lt => sql.push(" AND s.lo < ").bind(lo),
+                    Prefix::Ge => sql.push(" AND s.hi > ").bind(lo),
+                    Prefix::Le => sql.push(" AND s.lo < ").bind(hi),
+                };
+                sql.push(")");
+            }
+            Cond::Ref { target, any_type } => {
+                sql.push("EXISTS");
+                exists_head(sql, "search_ref", f.param);
+                if *any_type {
+                    sql.push(" AND s.target LIKE ")
+                        .bind(Bind::Text(format!("%/{}", like_escape(target))));
+                    sql.push(" ESCAPE '\\'");
+                } else {
+                    sql.push(" AND s.target = ")
+                        .bind(Bind::Text(target.clone()));
+                }
+                sql.push(")");
+            }
+        }
+    }
+}
+
+fn exists_head(sql: &mut Sql, table: &str, param: &str) {
+    sql.push(" (SELECT 1 FROM ")
+        .push(table)
+        .push(" s WHERE s.rtype = r.rtype AND s.rid = r.id AND s.param = ");
+    sql.bind(Bind::Text(param.to_owned()));
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// History, newest first, with optional type, id and `_since` filters.
+pub fn history(
+    rtype: Option<&str>,
+    id: Option<&str>,
+    since: Option<i64>,
+    page: Option<(usize, usize)>,
+) -> Sql {
+    let mut sql = Sql::new(match page {
+        Some(_) => "SELECT rtype, id, version, last_updated, deleted, body FROM resource_history WHERE TRUE",
+        None => "SELECT COUNT(*) FROM resource_history WHERE TRUE",
+    });
+    if let Some(t) = rtype {
+        sql.push(" AND rtype = ").bind(Bind::Text(t.to_owned()));
+    }
+    if let Some(i) = id {
+        sql.push(" AND id = ").bind(Bind::Text(i.to_owned()));
+    }
+    if let Some(s) = since {
+        sql.push(" AND last_updated >= ").bind(Bind::Int(s));
+    }
+    if let Some((count, offset)) = page {
+        sql.push(" ORDER BY seq DESC LIMIT ")
+            .bind(Bind::Int(count as i64));
+        sql.push(" OFFSET ").bind(Bind::Int(offset as i64));
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhir::search::query;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        let q = query::parse(
+            "Task",
+            &[
+                ("owner".into(), "Organization/o1".into()),
+                ("status".into(), "requested,accepted".into()),
+            ],
+            false,
+        )
+        .unwrap();
+        let s = search(&q);
+        assert_eq!(s.binds.len(), 1 + 2 + 4 + 2);
+        assert!(s.text.contains("$9"));
+        assert!(!s.text.contains("$10"));
+    }
+
+    #[test]
+    fn index_rows_grouped_per_table() {
+        let e = vec![
+            IndexEntry {
+                param: "status",
+                value: IndexValue::Token {
+                    system: None,
+                    code: "active".into(),
+                },
+            },
+            IndexEntry {
+                param: "patient",
+                value: IndexValue::Ref("Patient/1".into()),
+            },
+            IndexEntry {
+                param: "code",
+                value: IndexValue::Token {
+                    system: Some("s".into()),
+                    code: "c".into(),
+                },
+            },
+        ];
+        let stmts = insert_index("ServiceRequest", "x", &e);
+        assert_eq!(stmts.len(), 2);
+        assert_eq!(stmts[0].binds.len(), 10);
+        assert!(stmts[0].text.contains("), ($6"));
+    }
+}

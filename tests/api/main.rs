@@ -1,0 +1,12 @@
+//! Integration tests: the real server on a random port, over HTTP, on SQLite and on
+//! PostgreSQL (see helpers.rs). One binary, so the crate links once.
+
+mod helpers;
+
+mod bad_input;
+mod bundle;
+mod crud;
+mod examples;
+mod process;
+mod search;
+mod xml;

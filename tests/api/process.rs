@@ -1,0 +1,130 @@
+//! The `handoff` binary itself: settings from the environment and a config file,
+//! `migrate`, and graceful shutdown on SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "handoff-proc-{tag}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn migrate_creates_the_sqlite_store() {
+    let dir = temp_dir("migrate");
+    let db = dir.join("m.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args([
+            "migrate",
+            "--database-url",
+            &format!("sqlite:{}", db.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(db.exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_settings_fail_at_start_with_a_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["serve"])
+        .env("HANDOFF_HTTP_ADDR", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http_addr"));
+}
+
+#[tokio::test]
+async fn serves_from_env_and_config_file_then_stops_on_sigterm() {
+    let dir = temp_dir("serve");
+    let port = free_port();
+    let config = dir.join("handoff.toml");
+    std::fs::write(
+        &config,
+        format!("http_addr = \"127.0.0.1:{port}\"\nmax_body_bytes = 2048\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .arg("serve")
+        .env("HANDOFF_CONFIG", &config)
+        .env(
+            "HANDOFF_DATABASE_URL",
+            format!("sqlite:{}", dir.join("s.db").display()),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = client.get(format!("{base}/health")).send().await {
+            assert_eq!(r.status(), 200);
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The file's body limit is in force.
+    let r = client
+        .post(format!("{base}/fhir/Patient"))
+        .header("Content-Type", "application/fhir+json")
+        .body(format!(
+            "{{\"resourceType\":\"Patient\",\"gender\":\"{}\"}}",
+            "x".repeat(4000)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = client
+        .post(format!("{base}/fhir/Patient"))
+        .header("Content-Type", "application/fhir+json")
+        .body("{\"resourceType\":\"Patient\",\"active\":true}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
