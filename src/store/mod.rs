@@ -8,6 +8,8 @@
 //! requests per fsync; PostgreSQL: concurrent transactions whose WAL flushes the server
 //! coalesces) and in their SQL dialect ([`sql`]).
 
+#[macro_use]
+mod backend;
 pub mod executor;
 pub mod postgres;
 pub mod sql;

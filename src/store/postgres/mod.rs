@@ -9,16 +9,12 @@
 
 use std::str::FromStr;
 
-use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, Executor, Postgres, Row};
+use sqlx::{Connection, Executor, Row};
 
-use super::executor::{self, Tx};
-use super::sql::{self, Bind};
-use super::{
-    HistoryQuery, Page, Store, StoreError, StoreSettings, StoredResource, WriteOp, WriteOutcome,
-};
-use crate::fhir::search::{IndexEntry, SearchQuery};
+use super::executor::{self};
+use super::sql;
+use super::{StoreError, StoreSettings, WriteOp, WriteOutcome};
 
 pub struct PgStore {
     pool: PgPool,
@@ -68,31 +64,7 @@ impl PgStore {
     }
 }
 
-fn bind_all<'q>(
-    mut q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
-    binds: &'q [Bind],
-) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-    for b in binds {
-        q = match b {
-            Bind::Text(s) => q.bind(s.as_str()),
-            Bind::OptText(s) => q.bind(s.as_deref()),
-            Bind::Int(i) => q.bind(*i),
-            Bind::Bool(v) => q.bind(*v),
-        };
-    }
-    q
-}
-
-fn stored(row: &PgRow) -> Result<StoredResource, sqlx::Error> {
-    Ok(StoredResource {
-        rtype: row.try_get(0)?,
-        id: row.try_get(1)?,
-        version: row.try_get(2)?,
-        last_updated: row.try_get(3)?,
-        deleted: row.try_get(4)?,
-        body: row.try_get::<Option<String>, _>(5)?.map(Into::into),
-    })
-}
+row_helpers!(sqlx::Postgres, PgRow);
 
 /// Unique violation, serialization failure, deadlock: safe to run the whole commit again.
 fn retryable(e: &StoreError) -> bool {
@@ -111,67 +83,7 @@ fn retryable(e: &StoreError) -> bool {
     }
 }
 
-#[async_trait]
-impl Store for PgStore {
-    async fn read(&self, rtype: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
-        let row = sqlx::query(sql::READ)
-            .bind(rtype)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(stored).transpose()?)
-    }
-
-    async fn vread(
-        &self,
-        rtype: &str,
-        id: &str,
-        version: i64,
-    ) -> Result<Option<StoredResource>, StoreError> {
-        let row = sqlx::query(sql::VREAD)
-            .bind(rtype)
-            .bind(id)
-            .bind(version)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(stored).transpose()?)
-    }
-
-    async fn history(&self, q: &HistoryQuery) -> Result<Page, StoreError> {
-        let (t, i) = (q.rtype.as_deref(), q.id.as_deref());
-        let rows = self
-            .fetch(&sql::history(t, i, q.since, Some((q.count, q.offset))))
-            .await?;
-        let total: i64 = self.fetch(&sql::history(t, i, q.since, None)).await?[0].try_get(0)?;
-        let items = rows.iter().map(stored).collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total: total as u64,
-        })
-    }
-
-    async fn search(&self, q: &SearchQuery) -> Result<Page, StoreError> {
-        let rows = self.fetch(&sql::search(q)).await?;
-        let total: i64 = self.fetch(&sql::count(q)).await?[0].try_get(0)?;
-        let items = rows.iter().map(stored).collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total: total as u64,
-        })
-    }
-
-    async fn read_many(&self, refs: &[String]) -> Result<Vec<StoredResource>, StoreError> {
-        let mut out = Vec::new();
-        for r in refs {
-            if let Some((t, i)) = r.split_once('/') {
-                if let Some(s) = self.read(t, i).await?.filter(|s| !s.deleted) {
-                    out.push(s);
-                }
-            }
-        }
-        Ok(out)
-    }
-
+impl_store!(PgStore, pool, {
     async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
         let mut attempt = 0;
         loop {
@@ -190,12 +102,11 @@ impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
-}
+});
 
 struct PgTx<'c>(&'c mut PgConnection);
 
-#[async_trait]
-impl Tx for PgTx<'_> {
+impl_tx!(PgTx<'_>, {
     async fn current(&mut self, rtype: &str, id: &str) -> Result<Option<(i64, bool)>, StoreError> {
         let q = format!("{} FOR UPDATE", sql::CURRENT);
         let row = sqlx::query(&q)
@@ -208,15 +119,6 @@ impl Tx for PgTx<'_> {
             .transpose()?)
     }
 
-    async fn load(&mut self, rtype: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
-        let row = sqlx::query(sql::READ)
-            .bind(rtype)
-            .bind(id)
-            .fetch_optional(&mut *self.0)
-            .await?;
-        Ok(row.as_ref().map(stored).transpose()?)
-    }
-
     async fn lock_conditional(&mut self, rtype: &str) -> Result<(), StoreError> {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
             .bind(rtype)
@@ -224,56 +126,4 @@ impl Tx for PgTx<'_> {
             .await?;
         Ok(())
     }
-
-    async fn find(&mut self, q: &SearchQuery, limit: i64) -> Result<Vec<String>, StoreError> {
-        let s = sql::find_ids(q, limit);
-        let rows = bind_all(sqlx::query(&s.text), &s.binds)
-            .fetch_all(&mut *self.0)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?)
-    }
-
-    async fn write(
-        &mut self,
-        v: &StoredResource,
-        index: &[IndexEntry],
-        existed: bool,
-    ) -> Result<(), StoreError> {
-        let c = &mut *self.0;
-        sqlx::query(sql::INSERT_HISTORY)
-            .bind(&v.rtype)
-            .bind(&v.id)
-            .bind(v.version)
-            .bind(v.last_updated)
-            .bind(v.deleted)
-            .bind(v.body.as_deref())
-            .execute(&mut *c)
-            .await?;
-        sqlx::query(sql::UPSERT_CURRENT)
-            .bind(&v.rtype)
-            .bind(&v.id)
-            .bind(v.version)
-            .bind(v.last_updated)
-            .bind(v.deleted)
-            .execute(&mut *c)
-            .await?;
-        if existed {
-            for stmt in sql::CLEAR_INDEX {
-                sqlx::query(stmt)
-                    .bind(&v.rtype)
-                    .bind(&v.id)
-                    .execute(&mut *c)
-                    .await?;
-            }
-        }
-        for s in sql::insert_index(&v.rtype, &v.id, index) {
-            bind_all(sqlx::query(&s.text), &s.binds)
-                .execute(&mut *c)
-                .await?;
-        }
-        Ok(())
-    }
-}
+});

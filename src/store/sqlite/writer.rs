@@ -1,15 +1,13 @@
 //! The SQLite writer task: group commit over one connection.
 
-use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{bind_all, stored};
-use crate::fhir::search::{IndexEntry, SearchQuery};
-use crate::store::executor::{self, Tx};
+use crate::store::executor;
 use crate::store::sql;
-use crate::store::{StoreError, StoredResource, WriteOp, WriteOutcome};
+use crate::store::{StoreError, WriteOp, WriteOutcome};
 
 pub struct Job {
     pub ops: Vec<WriteOp>,
@@ -75,8 +73,7 @@ async fn run_job(
 
 struct SqliteTx<'c>(&'c mut SqliteConnection);
 
-#[async_trait]
-impl Tx for SqliteTx<'_> {
+impl_tx!(SqliteTx<'_>, {
     async fn current(&mut self, rtype: &str, id: &str) -> Result<Option<(i64, bool)>, StoreError> {
         let row = sqlx::query(sql::CURRENT)
             .bind(rtype)
@@ -88,68 +85,7 @@ impl Tx for SqliteTx<'_> {
             .transpose()?)
     }
 
-    async fn load(&mut self, rtype: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
-        let row = sqlx::query(sql::READ)
-            .bind(rtype)
-            .bind(id)
-            .fetch_optional(&mut *self.0)
-            .await?;
-        Ok(row.as_ref().map(stored).transpose()?)
-    }
-
     async fn lock_conditional(&mut self, _rtype: &str) -> Result<(), StoreError> {
         Ok(()) // the single writer already serialises every write
     }
-
-    async fn find(&mut self, q: &SearchQuery, limit: i64) -> Result<Vec<String>, StoreError> {
-        let s = sql::find_ids(q, limit);
-        let rows = bind_all(sqlx::query(&s.text), &s.binds)
-            .fetch_all(&mut *self.0)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?)
-    }
-
-    async fn write(
-        &mut self,
-        v: &StoredResource,
-        index: &[IndexEntry],
-        existed: bool,
-    ) -> Result<(), StoreError> {
-        let c = &mut *self.0;
-        sqlx::query(sql::INSERT_HISTORY)
-            .bind(&v.rtype)
-            .bind(&v.id)
-            .bind(v.version)
-            .bind(v.last_updated)
-            .bind(v.deleted)
-            .bind(v.body.as_deref())
-            .execute(&mut *c)
-            .await?;
-        sqlx::query(sql::UPSERT_CURRENT)
-            .bind(&v.rtype)
-            .bind(&v.id)
-            .bind(v.version)
-            .bind(v.last_updated)
-            .bind(v.deleted)
-            .execute(&mut *c)
-            .await?;
-        if existed {
-            for stmt in sql::CLEAR_INDEX {
-                sqlx::query(stmt)
-                    .bind(&v.rtype)
-                    .bind(&v.id)
-                    .execute(&mut *c)
-                    .await?;
-            }
-        }
-        for s in sql::insert_index(&v.rtype, &v.id, index) {
-            bind_all(sqlx::query(&s.text), &s.binds)
-                .execute(&mut *c)
-                .await?;
-        }
-        Ok(())
-    }
-}
+});

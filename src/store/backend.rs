@@ -1,0 +1,188 @@
+//! Code both SQL backends run unchanged but for the sqlx database type. sqlx's
+//! executor traits make generic functions over the database unwieldy (every call
+//! needs a dozen bounds), so each piece is written once here as a macro and expanded
+//! in `sqlite` and `postgres`, which keep only what really differs: connecting,
+//! committing, locking.
+
+/// `bind_all` (apply [`Bind`](super::sql::Bind) values to a query) and `stored` (a
+/// result row as a [`StoredResource`](super::StoredResource)) for one backend.
+macro_rules! row_helpers {
+    ($db:ty, $row:ty) => {
+        pub(super) fn bind_all<'q>(
+            mut q: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            binds: &'q [$crate::store::sql::Bind],
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            use $crate::store::sql::Bind;
+            for b in binds {
+                q = match b {
+                    Bind::Text(s) => q.bind(s.as_str()),
+                    Bind::OptText(s) => q.bind(s.as_deref()),
+                    Bind::Int(i) => q.bind(*i),
+                    Bind::Bool(v) => q.bind(*v),
+                };
+            }
+            q
+        }
+
+        pub(super) fn stored(row: &$row) -> Result<$crate::store::StoredResource, sqlx::Error> {
+            use sqlx::Row;
+            Ok($crate::store::StoredResource {
+                rtype: row.try_get(0)?,
+                id: row.try_get(1)?,
+                version: row.try_get(2)?,
+                last_updated: row.try_get(3)?,
+                deleted: row.try_get(4)?,
+                body: row.try_get::<Option<String>, _>(5)?.map(Into::into),
+            })
+        }
+    };
+}
+
+/// `impl Store` with the read side (read, vread, history, search, read_many) shared;
+/// the backend supplies `commit`, `ping` and `backend`, and `self.fetch(&Sql)`.
+macro_rules! impl_store {
+    ($store:ty, $pool:ident, { $($backend_specific:tt)* }) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn read(
+                &self,
+                rtype: &str,
+                id: &str,
+            ) -> Result<Option<$crate::store::StoredResource>, $crate::store::StoreError> {
+                let row = sqlx::query($crate::store::sql::READ)
+                    .bind(rtype)
+                    .bind(id)
+                    .fetch_optional(&self.$pool)
+                    .await?;
+                Ok(row.as_ref().map(stored).transpose()?)
+            }
+
+            async fn vread(
+                &self,
+                rtype: &str,
+                id: &str,
+                version: i64,
+            ) -> Result<Option<$crate::store::StoredResource>, $crate::store::StoreError> {
+                let row = sqlx::query($crate::store::sql::VREAD)
+                    .bind(rtype)
+                    .bind(id)
+                    .bind(version)
+                    .fetch_optional(&self.$pool)
+                    .await?;
+                Ok(row.as_ref().map(stored).transpose()?)
+            }
+
+            async fn history(
+                &self,
+                q: &$crate::store::HistoryQuery,
+            ) -> Result<$crate::store::Page, $crate::store::StoreError> {
+                use $crate::store::sql::history;
+                use sqlx::Row;
+                let (t, i) = (q.rtype.as_deref(), q.id.as_deref());
+                let rows = self.fetch(&history(t, i, q.since, Some((q.count, q.offset)))).await?;
+                let total: i64 = self.fetch(&history(t, i, q.since, None)).await?[0].try_get(0)?;
+                let items = rows.iter().map(stored).collect::<Result<_, _>>()?;
+                Ok($crate::store::Page { items, total: total as u64 })
+            }
+
+            async fn search(
+                &self,
+                q: &$crate::fhir::search::SearchQuery,
+            ) -> Result<$crate::store::Page, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = self.fetch(&$crate::store::sql::search(q)).await?;
+                let total: i64 = self.fetch(&$crate::store::sql::count(q)).await?[0].try_get(0)?;
+                let items = rows.iter().map(stored).collect::<Result<_, _>>()?;
+                Ok($crate::store::Page { items, total: total as u64 })
+            }
+
+            async fn read_many(
+                &self,
+                refs: &[String],
+            ) -> Result<Vec<$crate::store::StoredResource>, $crate::store::StoreError> {
+                let mut out = Vec::new();
+                for r in refs {
+                    if let Some((t, i)) = r.split_once('/') {
+                        if let Some(s) = self.read(t, i).await?.filter(|s| !s.deleted) {
+                            out.push(s);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+
+            $($backend_specific)*
+        }
+    };
+}
+
+/// `impl Tx` with `load`, `find` and `write` shared; the backend supplies `current`
+/// and `lock_conditional`. The Tx type wraps `&mut Connection` as field 0.
+macro_rules! impl_tx {
+    ($tx:ty, { $($backend_specific:tt)* }) => {
+        #[async_trait::async_trait]
+        impl $crate::store::executor::Tx for $tx {
+            async fn load(
+                &mut self,
+                rtype: &str,
+                id: &str,
+            ) -> Result<Option<$crate::store::StoredResource>, $crate::store::StoreError> {
+                let row = sqlx::query($crate::store::sql::READ)
+                    .bind(rtype)
+                    .bind(id)
+                    .fetch_optional(&mut *self.0)
+                    .await?;
+                Ok(row.as_ref().map(stored).transpose()?)
+            }
+
+            async fn find(
+                &mut self,
+                q: &$crate::fhir::search::SearchQuery,
+                limit: i64,
+            ) -> Result<Vec<String>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let s = $crate::store::sql::find_ids(q, limit);
+                let rows = bind_all(sqlx::query(&s.text), &s.binds).fetch_all(&mut *self.0).await?;
+                Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
+            }
+
+            async fn write(
+                &mut self,
+                v: &$crate::store::StoredResource,
+                index: &[$crate::fhir::search::IndexEntry],
+                existed: bool,
+            ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::sql;
+                let c = &mut *self.0;
+                sqlx::query(sql::INSERT_HISTORY)
+                    .bind(&v.rtype)
+                    .bind(&v.id)
+                    .bind(v.version)
+                    .bind(v.last_updated)
+                    .bind(v.deleted)
+                    .bind(v.body.as_deref())
+                    .execute(&mut *c)
+                    .await?;
+                sqlx::query(sql::UPSERT_CURRENT)
+                    .bind(&v.rtype)
+                    .bind(&v.id)
+                    .bind(v.version)
+                    .bind(v.last_updated)
+                    .bind(v.deleted)
+                    .execute(&mut *c)
+                    .await?;
+                if existed {
+                    for stmt in sql::CLEAR_INDEX {
+                        sqlx::query(stmt).bind(&v.rtype).bind(&v.id).execute(&mut *c).await?;
+                    }
+                }
+                for s in sql::insert_index(&v.rtype, &v.id, index) {
+                    bind_all(sqlx::query(&s.text), &s.binds).execute(&mut *c).await?;
+                }
+                Ok(())
+            }
+
+            $($backend_specific)*
+        }
+    };
+}
