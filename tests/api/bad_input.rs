@@ -99,6 +99,15 @@ async fn bad_bodies_are_refused_and_nothing_is_stored(app: TestApp) {
             "value",
             "Encounter.period.end",
         ),
+        // An instant needs a full date, a time and a zone.
+        (
+            with(encounter(), |e| {
+                e["extension"] = json!([{"url": "http://example.org/fhir/StructureDefinition/seen-at",
+                    "valueInstant": "2026-11-14"}])
+            }),
+            "value",
+            "Encounter.extension[0].valueInstant",
+        ),
         // A code outside its required value set; a missing required element.
         (
             with(encounter(), |e| e["status"] = json!("discharged-ish")),
