@@ -46,15 +46,8 @@ impl From<StoreError> for ApiError {
         let code = e.issue_code();
         let issues = match e {
             StoreError::Invalid(issues) => issues,
-            StoreError::Database(_) | StoreError::Migrate(_) => {
-                tracing::error!(error = %e, "store failure");
-                vec![Issue::error(
-                    code,
-                    "Internal storage error; nothing was stored",
-                )]
-            }
-            StoreError::Entry { ref source, .. } if matches!(**source, StoreError::Database(_)) => {
-                tracing::error!(error = %e, "store failure");
+            ref internal if internal.is_internal() => {
+                tracing::error!(error = %internal, "store failure");
                 vec![Issue::error(
                     code,
                     "Internal storage error; nothing was stored",
@@ -84,7 +77,7 @@ fn status_of(e: &StoreError) -> (StatusCode, Option<String>) {
             (status_of(source).0, Some(format!("Bundle.entry[{index}]")))
         }
         StoreError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
-        StoreError::Database(_) | StoreError::Migrate(_) => {
+        StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Migrate(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, None)
         }
     }

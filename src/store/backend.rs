@@ -2,7 +2,8 @@
 //! executor traits make generic functions over the database unwieldy (every call
 //! needs a dozen bounds), so each piece is written once here as a macro and expanded
 //! in `sqlite` and `postgres`, which keep only what really differs: connecting,
-//! committing, locking.
+//! committing, locking. (SQLite's writes run on rusqlite in `sqlite/writer.rs`, so
+//! the transaction side is PostgreSQL's alone.)
 
 /// `bind_all` (apply [`Bind`](super::sql::Bind) values to a query) and `stored` (a
 /// result row as a [`StoredResource`](super::StoredResource)) for one backend.
@@ -109,77 +110,6 @@ macro_rules! impl_store {
                     }
                 }
                 Ok(out)
-            }
-
-            $($backend_specific)*
-        }
-    };
-}
-
-/// `impl Tx` with `load`, `find` and `write` shared; the backend supplies `current`
-/// and `lock_conditional`. The Tx type wraps `&mut Connection` as field 0.
-macro_rules! impl_tx {
-    ($tx:ty, { $($backend_specific:tt)* }) => {
-        #[async_trait::async_trait]
-        impl $crate::store::executor::Tx for $tx {
-            async fn load(
-                &mut self,
-                rtype: &str,
-                id: &str,
-            ) -> Result<Option<$crate::store::StoredResource>, $crate::store::StoreError> {
-                let row = sqlx::query($crate::store::sql::READ)
-                    .bind(rtype)
-                    .bind(id)
-                    .fetch_optional(&mut *self.0)
-                    .await?;
-                Ok(row.as_ref().map(stored).transpose()?)
-            }
-
-            async fn find(
-                &mut self,
-                q: &$crate::fhir::search::SearchQuery,
-                limit: i64,
-            ) -> Result<Vec<String>, $crate::store::StoreError> {
-                use sqlx::Row;
-                let s = $crate::store::sql::find_ids(q, limit);
-                let rows = bind_all(sqlx::query(&s.text), &s.binds).fetch_all(&mut *self.0).await?;
-                Ok(rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?)
-            }
-
-            async fn write(
-                &mut self,
-                v: &$crate::store::StoredResource,
-                index: &[$crate::fhir::search::IndexEntry],
-                existed: bool,
-            ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::sql;
-                let c = &mut *self.0;
-                sqlx::query(sql::INSERT_HISTORY)
-                    .bind(&v.rtype)
-                    .bind(&v.id)
-                    .bind(v.version)
-                    .bind(v.last_updated)
-                    .bind(v.deleted)
-                    .bind(v.body.as_deref())
-                    .execute(&mut *c)
-                    .await?;
-                sqlx::query(sql::UPSERT_CURRENT)
-                    .bind(&v.rtype)
-                    .bind(&v.id)
-                    .bind(v.version)
-                    .bind(v.last_updated)
-                    .bind(v.deleted)
-                    .execute(&mut *c)
-                    .await?;
-                if existed {
-                    for stmt in sql::CLEAR_INDEX {
-                        sqlx::query(stmt).bind(&v.rtype).bind(&v.id).execute(&mut *c).await?;
-                    }
-                }
-                for s in sql::insert_index(&v.rtype, &v.id, index) {
-                    bind_all(sqlx::query(&s.text), &s.binds).execute(&mut *c).await?;
-                }
-                Ok(())
             }
 
             $($backend_specific)*

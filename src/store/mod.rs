@@ -133,11 +133,23 @@ pub enum StoreError {
     Unavailable,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// From the SQLite writer thread, which uses rusqlite.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 impl StoreError {
+    /// A failure of the database itself (not of the request): logged, reported as 500.
+    pub fn is_internal(&self) -> bool {
+        match self {
+            StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Migrate(_) => true,
+            StoreError::Entry { source, .. } => source.is_internal(),
+            _ => false,
+        }
+    }
+
     pub fn issue_code(&self) -> IssueCode {
         match self {
             StoreError::NotFound(_) => IssueCode::NotFound,
@@ -147,7 +159,9 @@ impl StoreError {
             StoreError::Invalid(i) => i.first().map(|i| i.code).unwrap_or(IssueCode::Invalid),
             StoreError::Entry { source, .. } => source.issue_code(),
             StoreError::Unavailable => IssueCode::Transient,
-            StoreError::Database(_) | StoreError::Migrate(_) => IssueCode::Exception,
+            StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Migrate(_) => {
+                IssueCode::Exception
+            }
         }
     }
 }

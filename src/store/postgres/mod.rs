@@ -12,9 +12,12 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, Row};
 
-use super::executor::{self};
+use async_trait::async_trait;
+
+use super::executor::{self, Tx};
 use super::sql;
-use super::{StoreError, StoreSettings, WriteOp, WriteOutcome};
+use super::{StoreError, StoreSettings, StoredResource, WriteOp, WriteOutcome};
+use crate::fhir::search::{IndexEntry, SearchQuery};
 
 pub struct PgStore {
     pool: PgPool,
@@ -106,7 +109,69 @@ impl_store!(PgStore, pool, {
 
 struct PgTx<'c>(&'c mut PgConnection);
 
-impl_tx!(PgTx<'_>, {
+#[async_trait]
+impl Tx for PgTx<'_> {
+    async fn load(&mut self, rtype: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
+        let row = sqlx::query(sql::READ)
+            .bind(rtype)
+            .bind(id)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(row.as_ref().map(stored).transpose()?)
+    }
+
+    async fn find(&mut self, q: &SearchQuery, limit: i64) -> Result<Vec<String>, StoreError> {
+        let s = sql::find_ids(q, limit);
+        let rows = bind_all(sqlx::query(&s.text), &s.binds)
+            .fetch_all(&mut *self.0)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn write(
+        &mut self,
+        v: &StoredResource,
+        index: &[IndexEntry],
+        existed: bool,
+    ) -> Result<(), StoreError> {
+        let c = &mut *self.0;
+        sqlx::query(sql::INSERT_HISTORY)
+            .bind(&v.rtype)
+            .bind(&v.id)
+            .bind(v.version)
+            .bind(v.last_updated)
+            .bind(v.deleted)
+            .bind(v.body.as_deref())
+            .execute(&mut *c)
+            .await?;
+        sqlx::query(sql::UPSERT_CURRENT)
+            .bind(&v.rtype)
+            .bind(&v.id)
+            .bind(v.version)
+            .bind(v.last_updated)
+            .bind(v.deleted)
+            .execute(&mut *c)
+            .await?;
+        if existed {
+            for stmt in sql::CLEAR_INDEX {
+                sqlx::query(stmt)
+                    .bind(&v.rtype)
+                    .bind(&v.id)
+                    .execute(&mut *c)
+                    .await?;
+            }
+        }
+        for s in sql::insert_index(&v.rtype, &v.id, index) {
+            bind_all(sqlx::query(&s.text), &s.binds)
+                .execute(&mut *c)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn current(&mut self, rtype: &str, id: &str) -> Result<Option<(i64, bool)>, StoreError> {
         let q = format!("{} FOR UPDATE", sql::CURRENT);
         let row = sqlx::query(&q)
@@ -126,4 +191,4 @@ impl_tx!(PgTx<'_>, {
             .await?;
         Ok(())
     }
-});
+}

@@ -33,6 +33,12 @@ impl SqliteStore {
         } else {
             format!("sqlite:{url}")
         };
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::Conflict(
+                "in-memory SQLite is not supported: the writer and the readers share one file"
+                    .into(),
+            ));
+        }
         let options = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -46,9 +52,8 @@ impl SqliteStore {
         sqlx::migrate!("src/store/sqlite/migrations")
             .run(&reads)
             .await?;
-        let (jobs, rx) = mpsc::channel(4096);
-        let conn = writer::open(&options).await?;
-        tokio::spawn(writer::run(conn, rx, settings.max_batch.max(1)));
+        let file = options.get_filename().to_owned();
+        let jobs = writer::spawn(&file, settings.max_batch)?;
         Ok(SqliteStore { reads, jobs })
     }
 
