@@ -322,7 +322,7 @@ fn resource_type(resource: &Value) -> Result<String, StoreError> {
 }
 
 pub fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// Server-owned fields: `id`, `meta.versionId`, `meta.lastUpdated`. Other meta (profile,
