@@ -68,12 +68,13 @@ pub const CLEAR_INDEX: [&str; 4] = [
 
 /// Multi-row inserts of a version's index rows, one statement per non-empty table.
 pub fn insert_index(rtype: &str, id: &str, entries: &[IndexEntry]) -> Vec<Sql> {
-    let mut token = Sql::new("INSERT INTO search_token (rtype, rid, param, system, code) VALUES ");
+    let mut token =
+        Sql::new("INSERT INTO search_token (rtype, rid, n, param, system, code) VALUES ");
     let mut string =
-        Sql::new("INSERT INTO search_string (rtype, rid, param, value, exact) VALUES ");
-    let mut date = Sql::new("INSERT INTO search_date (rtype, rid, param, lo, hi) VALUES ");
-    let mut reference = Sql::new("INSERT INTO search_ref (rtype, rid, param, target) VALUES ");
-    for e in entries {
+        Sql::new("INSERT INTO search_string (rtype, rid, n, param, value, exact) VALUES ");
+    let mut date = Sql::new("INSERT INTO search_date (rtype, rid, n, param, lo, hi) VALUES ");
+    let mut reference = Sql::new("INSERT INTO search_ref (rtype, rid, n, param, target) VALUES ");
+    for (n, e) in entries.iter().enumerate() {
         let (sql, a, b) = match &e.value {
             IndexValue::Token { system, code } => (
                 &mut token,
@@ -93,6 +94,8 @@ pub fn insert_index(rtype: &str, id: &str, entries: &[IndexEntry]) -> Vec<Sql> {
         }
         sql.push("(").bind(Bind::Text(rtype.to_owned())).push(", ");
         sql.bind(Bind::Text(id.to_owned()))
+            .push(", ")
+            .bind(Bind::Int(n as i64))
             .push(", ")
             .bind(Bind::Text(e.param.to_owned()))
             .push(", ");
@@ -339,7 +342,10 @@ mod tests {
         ];
         let stmts = insert_index("ServiceRequest", "x", &e);
         assert_eq!(stmts.len(), 2);
-        assert_eq!(stmts[0].binds.len(), 10);
-        assert!(stmts[0].text.contains("), ($6"));
+        // Two token rows of six columns each; `n` is each entry's position.
+        assert_eq!(stmts[0].binds.len(), 12);
+        assert!(stmts[0].text.contains("), ($7"));
+        assert_eq!(stmts[0].binds[2], Bind::Int(0));
+        assert_eq!(stmts[0].binds[8], Bind::Int(2));
     }
 }

@@ -7,6 +7,7 @@ mod bad_input;
 mod bundle;
 mod crud;
 mod examples;
+mod migrations;
 mod process;
 mod search;
 mod xml;
