@@ -2,6 +2,7 @@
 //! `ON CONFLICT ... DO UPDATE`, `LIKE ... ESCAPE` and boolean literals, so each
 //! statement is written once; the backends only bind and run it.
 
+use super::StoredResource;
 use crate::fhir::search::{
     Cond, Filter, IndexEntry, IndexValue, Prefix, SearchQuery, Sort, StrMode,
 };
@@ -109,6 +110,60 @@ pub fn insert_index(rtype: &str, id: &str, entries: &[IndexEntry]) -> Vec<Sql> {
         .into_iter()
         .filter(|s| !s.binds.is_empty())
         .collect()
+}
+
+/// PostgreSQL: a version's whole write (history row, current row, clearing and
+/// inserting its index rows) as one statement of data-modifying CTEs, so it costs one
+/// round trip instead of up to ten. All parts see the same snapshot, so the DELETEs
+/// remove only the previous version's index rows. (SQLite has no data-modifying CTEs;
+/// its writer runs the statements in-process, where round trips cost nothing.)
+pub fn write_version(v: &StoredResource, index: &[IndexEntry], existed: bool) -> Sql {
+    let mut s = Sql::default();
+    s.binds = vec![
+        Bind::Text(v.rtype.clone()),
+        Bind::Text(v.id.clone()),
+        Bind::Int(v.version),
+        Bind::Int(v.last_updated),
+        Bind::Bool(v.deleted),
+        Bind::OptText(v.body.as_deref().map(str::to_owned)),
+    ];
+    s.text = format!("WITH h AS ({INSERT_HISTORY}), c AS ({UPSERT_CURRENT})");
+    if existed {
+        for (i, stmt) in CLEAR_INDEX.iter().enumerate() {
+            s.text.push_str(&format!(", d{i} AS ({stmt})"));
+        }
+    }
+    for (i, part) in insert_index(&v.rtype, &v.id, index).into_iter().enumerate() {
+        let offset = s.binds.len();
+        s.text.push_str(&format!(
+            ", i{i} AS ({})",
+            shift_placeholders(&part.text, offset)
+        ));
+        s.binds.extend(part.binds);
+    }
+    s.text.push_str(" SELECT 1");
+    s
+}
+
+/// `$n` becomes `$(n + offset)`; our generated SQL has no other `$`.
+fn shift_placeholders(text: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut chars = text.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        out.push(c);
+        if c == '$' {
+            let mut n = String::new();
+            while let Some(&(_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
+                n.push(d);
+                chars.next();
+            }
+            match n.parse::<usize>() {
+                Ok(n) => out.push_str(&(n + offset).to_string()),
+                Err(_) => out.push_str(&n),
+            }
+        }
+    }
+    out
 }
 
 /// `SELECT` of the current, non-deleted resources matching `q`, one page.
@@ -340,6 +395,27 @@ mod tests {
                 },
             },
         ];
+        let one = write_version(
+            &StoredResource {
+                rtype: "ServiceRequest".into(),
+                id: "x".into(),
+                version: 2,
+                last_updated: 0,
+                deleted: false,
+                body: Some("{}".into()),
+            },
+            &e,
+            true,
+        );
+        assert!(one
+            .text
+            .starts_with("WITH h AS (INSERT INTO resource_history"));
+        assert!(one.text.contains(", d3 AS (DELETE FROM search_ref"));
+        // The index inserts' placeholders continue after the six version binds.
+        assert!(one.text.contains("i0 AS (INSERT INTO search_token (rtype, rid, n, param, system, code) VALUES ($7, $8, $9"));
+        assert!(one.text.ends_with(" SELECT 1"));
+        assert_eq!(one.binds.len(), 6 + 12 + 5);
+        assert_eq!(shift_placeholders("($1, $10) x$", 5), "($6, $15) x$");
         let stmts = insert_index("ServiceRequest", "x", &e);
         assert_eq!(stmts.len(), 2);
         // Two token rows of six columns each; `n` is each entry's position.

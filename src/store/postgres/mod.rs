@@ -137,38 +137,10 @@ impl Tx for PgTx<'_> {
         index: &[IndexEntry],
         existed: bool,
     ) -> Result<(), StoreError> {
-        let c = &mut *self.0;
-        sqlx::query(sql::INSERT_HISTORY)
-            .bind(&v.rtype)
-            .bind(&v.id)
-            .bind(v.version)
-            .bind(v.last_updated)
-            .bind(v.deleted)
-            .bind(v.body.as_deref())
-            .execute(&mut *c)
+        let s = sql::write_version(v, index, existed);
+        bind_all(sqlx::query(&s.text), &s.binds)
+            .execute(&mut *self.0)
             .await?;
-        sqlx::query(sql::UPSERT_CURRENT)
-            .bind(&v.rtype)
-            .bind(&v.id)
-            .bind(v.version)
-            .bind(v.last_updated)
-            .bind(v.deleted)
-            .execute(&mut *c)
-            .await?;
-        if existed {
-            for stmt in sql::CLEAR_INDEX {
-                sqlx::query(stmt)
-                    .bind(&v.rtype)
-                    .bind(&v.id)
-                    .execute(&mut *c)
-                    .await?;
-            }
-        }
-        for s in sql::insert_index(&v.rtype, &v.id, index) {
-            bind_all(sqlx::query(&s.text), &s.binds)
-                .execute(&mut *c)
-                .await?;
-        }
         Ok(())
     }
 
