@@ -34,6 +34,12 @@ enum Command {
     Serve,
     /// Apply the store's migrations and exit.
     Migrate,
+    /// Validate a FHIR resource file (JSON or XML) against the R4 base definitions;
+    /// prints an OperationOutcome, exits 1 when it has errors.
+    Validate {
+        /// The file; `.xml` (or a body starting with `<`) is read as XML.
+        file: std::path::PathBuf,
+    },
     /// Measure create throughput and latency against both stores (see README).
     Bench(bench::BenchArgs),
 }
@@ -65,6 +71,15 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::Bench(args) => bench::run(args).await?,
+        Command::Validate { file } => {
+            let body = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let (outcome, ok) = handoff::fhir::validate_file(&body, &file);
+            println!("{}", serde_json::to_string_pretty(&outcome)?);
+            if !ok {
+                std::process::exit(1);
+            }
+        }
     }
     Ok(())
 }

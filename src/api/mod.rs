@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod context;
 pub mod error;
+pub mod operations;
 pub mod rest;
 pub mod search;
 
@@ -45,6 +46,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/{type}/_search")
                         .post(search::search_post)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/{type}/$validate")
+                        .post(operations::validate)
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

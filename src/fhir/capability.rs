@@ -54,6 +54,8 @@ pub fn capability_statement(base: &str) -> Value {
                 "conditionalDelete": "single",
                 "searchInclude": includes,
                 "searchParam": search_param,
+                "operation": [{"name": "validate",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}],
             })
         })
         .collect();

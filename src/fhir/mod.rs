@@ -8,3 +8,26 @@ pub mod outcome;
 pub mod primitives;
 pub mod search;
 pub mod validate;
+
+/// `handoff validate FILE`: the OperationOutcome for a file's content and whether it
+/// is free of errors. XML when the name ends in `.xml` or the content starts with `<`.
+pub fn validate_file(body: &[u8], name: &std::path::Path) -> (serde_json::Value, bool) {
+    let starts_with_lt = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+    let xml = name
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xml"))
+        || starts_with_lt;
+    let fmt = if xml {
+        format::Format::Xml
+    } else {
+        format::Format::Json
+    };
+    let issues = match format::parse(body, fmt) {
+        Ok(_) => vec![outcome::Issue::information(
+            "No issues found (validated against the FHIR R4 base definitions)",
+        )],
+        Err(issues) => issues,
+    };
+    let ok = !issues.iter().any(outcome::Issue::is_error);
+    (outcome::operation_outcome(&issues), ok)
+}

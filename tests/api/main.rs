@@ -8,6 +8,7 @@ mod bundle;
 mod crud;
 mod examples;
 mod migrations;
+mod operations;
 mod process;
 mod search;
 mod xml;

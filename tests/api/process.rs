@@ -128,3 +128,37 @@ async fn serves_from_env_and_config_file_then_stops_on_sigterm() {
     assert!(exit.success(), "exit status {exit:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn validate_command_reports_issues_and_exit_status() {
+    let dir = temp_dir("validate");
+    let good = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/encounter-discharge.xml"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["validate", good])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"resourceType": "Encounter", "status": "done", "class": {"code": "IMP"}}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["issue"][0]["code"], "code-invalid");
+    assert_eq!(outcome["issue"][0]["expression"][0], "Encounter.status");
+    let _ = std::fs::remove_dir_all(dir);
+}
