@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::context::{body_format, parse_query, parse_resource, read_body, Ctx, Return};
+use super::context::{parse_query, resource_body, Ctx, Return};
 use super::error::ApiError;
 use super::rest::{
     check_body_type, check_id, check_type, ctx_or_return, location, parse_etag, State,
@@ -26,9 +26,7 @@ enum Action {
 pub async fn post(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let ctx = ctx_or_return!(req, state);
     let r = async {
-        let fmt = body_format(&req)?;
-        let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
-        let bundle = parse_resource(&state, body, fmt).await?;
+        let bundle = resource_body(&req, payload, &state).await?;
         check_body_type(&bundle, "Bundle")?;
         let kind = bundle
             .get("type")

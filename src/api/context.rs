@@ -198,6 +198,18 @@ pub async fn read_body(
     Ok(body.freeze())
 }
 
+/// The request's resource: Content-Type checked, body read within the size limit,
+/// parsed and validated.
+pub async fn resource_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Value, ApiError> {
+    let fmt = body_format(req)?;
+    let body = read_body(req, payload, state.settings.max_body_bytes).await?;
+    parse_resource(state, body, fmt).await
+}
+
 /// Parse and validate a resource body; large bodies are parsed on the blocking pool.
 pub async fn parse_resource(
     state: &AppState,

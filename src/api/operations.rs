@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
-use super::context::{body_format, read_body};
+use super::context::resource_body;
 use super::error::ApiError;
 use super::rest::{check_body_type, check_type, ctx_or_return, State};
 use crate::fhir::outcome::{Issue, IssueCode};
@@ -24,20 +24,12 @@ pub async fn validate(
     let r = async {
         let rtype = path.into_inner();
         check_type(&rtype)?;
-        let fmt = body_format(&req)?;
-        let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
-        let issues = match super::context::parse_resource(&state, body, fmt).await {
+        let issues = match resource_body(&req, payload, &state).await {
             Err(e) if e.status == StatusCode::BAD_REQUEST => e.issues,
             Err(e) => return Err(e),
             Ok(value) => check_parsed(&value, &rtype),
         };
-        let issues = if issues.is_empty() {
-            vec![Issue::information(
-                "No issues found (validated against the FHIR R4 base definitions)",
-            )]
-        } else {
-            issues
-        };
+        let issues = crate::fhir::validation_report(issues);
         tracing::info!(rtype = %rtype, issues = issues.len(), "validated");
         Ok(ctx.resource(
             StatusCode::OK,

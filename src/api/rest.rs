@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
-use super::context::{body_format, header_str, read_body, Ctx, Return};
+use super::context::{header_str, resource_body, Ctx, Return};
 use super::error::ApiError;
 use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
 use crate::fhir::primitives::is_valid_id;
@@ -174,9 +174,7 @@ pub async fn create(
     let r = async {
         let rtype = path.into_inner();
         check_type(&rtype)?;
-        let fmt = body_format(&req)?;
-        let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
-        let resource = super::context::parse_resource(&state, body, fmt).await?;
+        let resource = resource_body(&req, payload, &state).await?;
         check_body_type(&resource, &rtype)?;
         let if_none_exist = header_str(req.headers(), "if-none-exist")
             .map(|q| conditional_query(&rtype, q.trim_start_matches('?'), "If-None-Exist"))
@@ -285,9 +283,7 @@ pub async fn update(
         let (rtype, id) = path.into_inner();
         check_type(&rtype)?;
         check_id(&id)?;
-        let fmt = body_format(&req)?;
-        let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
-        let resource = super::context::parse_resource(&state, body, fmt).await?;
+        let resource = resource_body(&req, payload, &state).await?;
         check_body_type(&resource, &rtype)?;
         match resource.get("id").and_then(Value::as_str) {
             Some(b) if b == id => {}
@@ -333,9 +329,7 @@ pub async fn conditional_update(
         let rtype = path.into_inner();
         check_type(&rtype)?;
         let query = conditional_query(&rtype, req.query_string(), "A conditional update")?;
-        let fmt = body_format(&req)?;
-        let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
-        let resource = super::context::parse_resource(&state, body, fmt).await?;
+        let resource = resource_body(&req, payload, &state).await?;
         check_body_type(&resource, &rtype)?;
         let outcome = single(
             &state,

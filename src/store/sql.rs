@@ -67,30 +67,49 @@ pub const CLEAR_INDEX: [&str; 4] = [
     "DELETE FROM search_ref WHERE rtype = $1 AND rid = $2",
 ];
 
-/// Multi-row inserts of a version's index rows, one statement per non-empty table.
-pub fn insert_index(rtype: &str, id: &str, entries: &[IndexEntry]) -> Vec<Sql> {
-    let mut token =
-        Sql::new("INSERT INTO search_token (rtype, rid, n, param, system, code) VALUES ");
-    let mut string =
-        Sql::new("INSERT INTO search_string (rtype, rid, n, param, value, exact) VALUES ");
-    let mut date = Sql::new("INSERT INTO search_date (rtype, rid, n, param, lo, hi) VALUES ");
-    let mut reference = Sql::new("INSERT INTO search_ref (rtype, rid, n, param, target) VALUES ");
-    for (n, e) in entries.iter().enumerate() {
-        let (sql, a, b) = match &e.value {
+/// The search tables, by [`table_of`], with the head of their INSERT.
+const INDEX_INSERTS: [&str; 4] = [
+    "INSERT INTO search_token (rtype, rid, n, param, system, code) VALUES ",
+    "INSERT INTO search_string (rtype, rid, n, param, value, exact) VALUES ",
+    "INSERT INTO search_date (rtype, rid, n, param, lo, hi) VALUES ",
+    "INSERT INTO search_ref (rtype, rid, n, param, target) VALUES ",
+];
+
+fn table_of(v: &IndexValue) -> usize {
+    match v {
+        IndexValue::Token { .. } => 0,
+        IndexValue::Str { .. } => 1,
+        IndexValue::Date { .. } => 2,
+        IndexValue::Ref(_) => 3,
+    }
+}
+
+/// The search tables that `entries` has rows for.
+fn tables_used(entries: &[IndexEntry]) -> impl Iterator<Item = usize> + '_ {
+    (0..INDEX_INSERTS.len()).filter(|t| entries.iter().any(|e| table_of(&e.value) == *t))
+}
+
+/// Append to `sql` one multi-row INSERT of the entries bound for `table` (there must
+/// be some); its placeholders continue `sql`'s numbering.
+fn push_index_insert(sql: &mut Sql, table: usize, rtype: &str, id: &str, entries: &[IndexEntry]) {
+    let rows = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| table_of(&e.value) == table);
+    sql.push(INDEX_INSERTS[table]);
+    for (i, (n, e)) in rows.enumerate() {
+        let (a, b) = match &e.value {
             IndexValue::Token { system, code } => (
-                &mut token,
                 Bind::OptText(system.clone()),
                 Some(Bind::Text(code.clone())),
             ),
-            IndexValue::Str { value, exact } => (
-                &mut string,
-                Bind::Text(value.clone()),
-                Some(Bind::Text(exact.clone())),
-            ),
-            IndexValue::Date { lo, hi } => (&mut date, Bind::Int(*lo), Some(Bind::Int(*hi))),
-            IndexValue::Ref(t) => (&mut reference, Bind::Text(t.clone()), None),
+            IndexValue::Str { value, exact } => {
+                (Bind::Text(value.clone()), Some(Bind::Text(exact.clone())))
+            }
+            IndexValue::Date { lo, hi } => (Bind::Int(*lo), Some(Bind::Int(*hi))),
+            IndexValue::Ref(t) => (Bind::Text(t.clone()), None),
         };
-        if !sql.binds.is_empty() {
+        if i > 0 {
             sql.push(", ");
         }
         sql.push("(").bind(Bind::Text(rtype.to_owned())).push(", ");
@@ -106,9 +125,16 @@ pub fn insert_index(rtype: &str, id: &str, entries: &[IndexEntry]) -> Vec<Sql> {
         }
         sql.push(")");
     }
-    [token, string, date, reference]
-        .into_iter()
-        .filter(|s| !s.binds.is_empty())
+}
+
+/// Multi-row inserts of a version's index rows, one statement per non-empty table.
+pub fn insert_index(rtype: &str, id: &str, entries: &[IndexEntry]) -> Vec<Sql> {
+    tables_used(entries)
+        .map(|table| {
+            let mut sql = Sql::default();
+            push_index_insert(&mut sql, table, rtype, id, entries);
+            sql
+        })
         .collect()
 }
 
@@ -118,52 +144,30 @@ pub fn insert_index(rtype: &str, id: &str, entries: &[IndexEntry]) -> Vec<Sql> {
 /// remove only the previous version's index rows. (SQLite has no data-modifying CTEs;
 /// its writer runs the statements in-process, where round trips cost nothing.)
 pub fn write_version(v: &StoredResource, index: &[IndexEntry], existed: bool) -> Sql {
-    let mut s = Sql::default();
-    s.binds = vec![
-        Bind::Text(v.rtype.clone()),
-        Bind::Text(v.id.clone()),
-        Bind::Int(v.version),
-        Bind::Int(v.last_updated),
-        Bind::Bool(v.deleted),
-        Bind::OptText(v.body.as_deref().map(str::to_owned)),
-    ];
-    s.text = format!("WITH h AS ({INSERT_HISTORY}), c AS ({UPSERT_CURRENT})");
+    // INSERT_HISTORY, UPSERT_CURRENT and CLEAR_INDEX number these first six binds.
+    let mut s = Sql {
+        text: format!("WITH h AS ({INSERT_HISTORY}), c AS ({UPSERT_CURRENT})"),
+        binds: vec![
+            Bind::Text(v.rtype.clone()),
+            Bind::Text(v.id.clone()),
+            Bind::Int(v.version),
+            Bind::Int(v.last_updated),
+            Bind::Bool(v.deleted),
+            Bind::OptText(v.body.as_deref().map(str::to_owned)),
+        ],
+    };
     if existed {
         for (i, stmt) in CLEAR_INDEX.iter().enumerate() {
-            s.text.push_str(&format!(", d{i} AS ({stmt})"));
+            s.push(&format!(", d{i} AS ({stmt})"));
         }
     }
-    for (i, part) in insert_index(&v.rtype, &v.id, index).into_iter().enumerate() {
-        let offset = s.binds.len();
-        s.text.push_str(&format!(
-            ", i{i} AS ({})",
-            shift_placeholders(&part.text, offset)
-        ));
-        s.binds.extend(part.binds);
+    for (part, table) in tables_used(index).enumerate() {
+        s.push(&format!(", i{part} AS ("));
+        push_index_insert(&mut s, table, &v.rtype, &v.id, index);
+        s.push(")");
     }
-    s.text.push_str(" SELECT 1");
+    s.push(" SELECT 1");
     s
-}
-
-/// `$n` becomes `$(n + offset)`; our generated SQL has no other `$`.
-fn shift_placeholders(text: &str, offset: usize) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut chars = text.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
-        out.push(c);
-        if c == '$' {
-            let mut n = String::new();
-            while let Some(&(_, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
-                n.push(d);
-                chars.next();
-            }
-            match n.parse::<usize>() {
-                Ok(n) => out.push_str(&(n + offset).to_string()),
-                Err(_) => out.push_str(&n),
-            }
-        }
-    }
-    out
 }
 
 /// `SELECT` of the current, non-deleted resources matching `q`, one page.
@@ -415,7 +419,6 @@ mod tests {
         assert!(one.text.contains("i0 AS (INSERT INTO search_token (rtype, rid, n, param, system, code) VALUES ($7, $8, $9"));
         assert!(one.text.ends_with(" SELECT 1"));
         assert_eq!(one.binds.len(), 6 + 12 + 5);
-        assert_eq!(shift_placeholders("($1, $10) x$", 5), "($6, $15) x$");
         let stmts = insert_index("ServiceRequest", "x", &e);
         assert_eq!(stmts.len(), 2);
         // Two token rows of six columns each; `n` is each entry's position.

@@ -9,10 +9,9 @@
 
 use std::str::FromStr;
 
+use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, Row};
-
-use async_trait::async_trait;
 
 use super::executor::{self, Tx};
 use super::sql;
