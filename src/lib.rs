@@ -5,6 +5,8 @@
 //! - [`startup`]: builds the application (store, HTTP server) and runs it.
 //! - [`api`]: thin actix-web handlers for the FHIR REST API.
 //! - [`fhir`]: the FHIR R4 boundary: formats, validation, OperationOutcome, search.
+//! - [`records`]: coordination records (referral, transition, care plan, consent)
+//!   and their translation to and from FHIR.
 //! - [`store`]: the storage trait and its SQLite and PostgreSQL backends.
 //! - [`bench`]: the `handoff bench` load generator.
 
@@ -12,6 +14,7 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod fhir;
+pub mod records;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

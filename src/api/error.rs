@@ -45,7 +45,8 @@ impl From<StoreError> for ApiError {
         let (status, expression) = status_of(&e);
         let code = e.issue_code();
         let issues = match e {
-            StoreError::Invalid(issues) => issues,
+            StoreError::Invalid(issues) | StoreError::Unprocessable(issues) => issues,
+            StoreError::Lifecycle(issue) => vec![issue],
             ref internal if internal.is_internal() => {
                 tracing::error!(error = %internal, "store failure");
                 vec![Issue::error(
@@ -73,6 +74,8 @@ fn status_of(e: &StoreError) -> (StatusCode, Option<String>) {
         StoreError::PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, None),
         StoreError::Conflict(_) => (StatusCode::CONFLICT, None),
         StoreError::Invalid(_) => (StatusCode::BAD_REQUEST, None),
+        StoreError::Lifecycle(_) => (StatusCode::CONFLICT, None),
+        StoreError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),
         StoreError::Entry { index, source } => {
             (status_of(source).0, Some(format!("Bundle.entry[{index}]")))
         }

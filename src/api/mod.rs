@@ -7,6 +7,7 @@ pub mod error;
 pub mod operations;
 pub mod rest;
 pub mod search;
+pub mod v1;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -18,6 +19,7 @@ use rest::{ctx_or_return, State};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
+        .configure(v1::routes)
         .service(
             web::scope("/fhir")
                 .service(

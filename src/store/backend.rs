@@ -112,6 +112,57 @@ macro_rules! impl_store {
                 Ok(out)
             }
 
+            async fn record(
+                &self,
+                kind: $crate::records::RecordKind,
+                id: &str,
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::store::records::SELECT_RECORD)
+                    .bind(kind.as_str())
+                    .bind(id)
+                    .fetch_optional(&self.$pool)
+                    .await?;
+                Ok(row.map(|r| r.try_get(0)).transpose()?)
+            }
+
+            async fn records(
+                &self,
+                q: &$crate::store::RecordQuery,
+            ) -> Result<(Vec<String>, u64), $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = self.fetch(&$crate::store::records::list_records(q)).await?;
+                let total: i64 =
+                    self.fetch(&$crate::store::records::count_records(q)).await?[0].try_get(0)?;
+                let bodies = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+                Ok((bodies, total as u64))
+            }
+
+            async fn events(
+                &self,
+                q: &$crate::store::EventQuery,
+            ) -> Result<Vec<$crate::store::EventRow>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = self.fetch(&$crate::store::records::list_events(q)).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::records::event_row(
+                            r.try_get(0)?,
+                            r.try_get(1)?,
+                            r.try_get(2)?,
+                            r.try_get(3)?,
+                            r.try_get(4)?,
+                            r.try_get(5)?,
+                            r.try_get(6)?,
+                            r.try_get(7)?,
+                            r.try_get(8)?,
+                            r.try_get(9)?,
+                        ))
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Into::into)
+            }
+
             $($backend_specific)*
         }
     };

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{StoreError, StoredResource, WriteOp, WriteOutcome};
+use super::sql::Sql;
+use super::{records, StoreError, StoredResource, WriteOp, WriteOutcome};
 use crate::fhir::search::{dates, index_entries, IndexEntry, SearchQuery};
 
 /// What an executor needs from an open transaction.
@@ -30,6 +31,10 @@ pub trait Tx: Send {
         index: &[IndexEntry],
         existed: bool,
     ) -> Result<(), StoreError>;
+    /// Run a statement (records, events).
+    async fn exec(&mut self, s: &Sql) -> Result<(), StoreError>;
+    /// The first column of the first row, as text.
+    async fn fetch_text(&mut self, s: &Sql) -> Result<Option<String>, StoreError>;
 }
 
 enum Plan {
@@ -116,6 +121,9 @@ pub async fn execute<T: Tx>(
                         body: None,
                     };
                     tx.write(&tomb, &[], true).await.map_err(|e| wrap(i, e))?;
+                    records::remove(tx, &tomb.rtype, &tomb.id)
+                        .await
+                        .map_err(|e| wrap(i, e))?;
                     WriteOutcome::Deleted {
                         rtype: tomb.rtype,
                         id: tomb.id,
@@ -137,6 +145,7 @@ pub async fn execute<T: Tx>(
                 stamp(&mut resource, &id, version, now);
                 let index = index_entries(&rtype, &resource);
                 let body = serde_json::to_string(&resource).expect("JSON values always serialise");
+                let created = created || prior.is_none_or(|(_, deleted)| deleted);
                 let stored = StoredResource {
                     rtype,
                     id,
@@ -148,7 +157,10 @@ pub async fn execute<T: Tx>(
                 tx.write(&stored, &index, prior.is_some())
                     .await
                     .map_err(|e| wrap(i, e))?;
-                if created || prior.is_none_or(|(_, deleted)| deleted) {
+                records::sync(tx, &stored, &resource)
+                    .await
+                    .map_err(|e| wrap(i, e))?;
+                if created {
                     WriteOutcome::Created(stored)
                 } else {
                     WriteOutcome::Updated(stored)

@@ -12,6 +12,7 @@
 mod backend;
 pub mod executor;
 pub mod postgres;
+pub mod records;
 pub mod sql;
 pub mod sqlite;
 
@@ -22,6 +23,8 @@ use serde_json::Value;
 
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::search::SearchQuery;
+use crate::records::RecordKind;
+pub use records::{EventQuery, EventRow, RecordQuery};
 
 /// One stored version of a resource. `body` is the JSON text with `id` and `meta` set
 /// by the server; a deletion is a version with `deleted = true` and no body.
@@ -120,6 +123,12 @@ pub enum StoreError {
     PreconditionFailed(String),
     #[error("{0}")]
     Conflict(String),
+    /// A record's lifecycle forbids the change (409).
+    #[error("{}", .0.message)]
+    Lifecycle(Issue),
+    /// The change is incomplete for what it claims, e.g. a discharge with no end (422).
+    #[error("{}", .0.first().map(|i| i.message.as_str()).unwrap_or("unprocessable"))]
+    Unprocessable(Vec<Issue>),
     /// Bad content discovered while applying ops (e.g. a conditional query in a body).
     #[error("{}", .0.first().map(|i| i.message.as_str()).unwrap_or("invalid"))]
     Invalid(Vec<Issue>),
@@ -156,7 +165,10 @@ impl StoreError {
             StoreError::Gone(_) => IssueCode::Deleted,
             StoreError::PreconditionFailed(_) => IssueCode::Conflict,
             StoreError::Conflict(_) => IssueCode::Conflict,
-            StoreError::Invalid(i) => i.first().map(|i| i.code).unwrap_or(IssueCode::Invalid),
+            StoreError::Invalid(i) | StoreError::Unprocessable(i) => {
+                i.first().map(|i| i.code).unwrap_or(IssueCode::Invalid)
+            }
+            StoreError::Lifecycle(i) => i.code,
             StoreError::Entry { source, .. } => source.issue_code(),
             StoreError::Unavailable => IssueCode::Transient,
             StoreError::Database(_) | StoreError::Sqlite(_) | StoreError::Migrate(_) => {
@@ -183,6 +195,11 @@ pub trait Store: Send + Sync + 'static {
     async fn read_many(&self, refs: &[String]) -> Result<Vec<StoredResource>, StoreError>;
     /// Apply all ops in one transaction; on success every op's outcome, in order.
     async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError>;
+    /// A coordination record's JSON.
+    async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<String>, StoreError>;
+    /// One page of records' JSON and the total matching.
+    async fn records(&self, q: &RecordQuery) -> Result<(Vec<String>, u64), StoreError>;
+    async fn events(&self, q: &EventQuery) -> Result<Vec<EventRow>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     fn backend(&self) -> &'static str;
 }

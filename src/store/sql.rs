@@ -24,17 +24,17 @@ pub struct Sql {
 }
 
 impl Sql {
-    fn new(text: &str) -> Self {
+    pub fn new(text: &str) -> Self {
         Sql {
             text: text.to_owned(),
             binds: Vec::new(),
         }
     }
-    fn push(&mut self, s: &str) -> &mut Self {
+    pub fn push(&mut self, s: &str) -> &mut Self {
         self.text.push_str(s);
         self
     }
-    fn bind(&mut self, b: Bind) -> &mut Self {
+    pub fn bind(&mut self, b: Bind) -> &mut Self {
         self.binds.push(b);
         self.text.push('$');
         self.text.push_str(&self.binds.len().to_string());

@@ -237,6 +237,26 @@ impl TestApp {
         v
     }
 
+    /// A call to the internal API (`/api/v1/...`): status and JSON body.
+    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let root = self.base.trim_end_matches("/fhir");
+        let mut req = self.client.request(method, format!("{root}/api/v1/{}", path.trim_start_matches('/')));
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b.to_string());
+        }
+        let r = req.send().await.expect("internal API call");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The domain events recorded so far (oldest first), as `event` names.
+    pub async fn event_names(&self) -> Vec<String> {
+        let (status, v) = self.api(reqwest::Method::GET, "events?limit=500", None).await;
+        assert_eq!(status, 200, "{v}");
+        v["items"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect()
+    }
+
     pub async fn count(&self, rtype: &str) -> u64 {
         self.search(&format!("{rtype}?_count=0")).await["total"]
             .as_u64()

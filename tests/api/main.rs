@@ -9,6 +9,8 @@ mod crud;
 mod examples;
 mod migrations;
 mod operations;
+mod internal_api;
 mod process;
+mod records;
 mod search;
 mod xml;

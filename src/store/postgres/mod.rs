@@ -162,4 +162,18 @@ impl Tx for PgTx<'_> {
             .await?;
         Ok(())
     }
+
+    async fn exec(&mut self, s: &sql::Sql) -> Result<(), StoreError> {
+        bind_all(sqlx::query(&s.text), &s.binds)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn fetch_text(&mut self, s: &sql::Sql) -> Result<Option<String>, StoreError> {
+        let row = bind_all(sqlx::query(&s.text), &s.binds)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
 }

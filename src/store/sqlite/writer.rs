@@ -235,4 +235,21 @@ impl Tx for SqliteTx<'_> {
         }
         Ok(())
     }
+
+    async fn exec(&mut self, s: &sql::Sql) -> Result<(), StoreError> {
+        let values: Vec<_> = s.binds.iter().map(value).collect();
+        execute(self.0, &s.text, &values)?;
+        Ok(())
+    }
+
+    async fn fetch_text(&mut self, s: &sql::Sql) -> Result<Option<String>, StoreError> {
+        let values: Vec<_> = s.binds.iter().map(value).collect();
+        let mut stmt = self.0.prepare_cached(&s.text)?;
+        bind(&mut stmt, &values)?;
+        let mut rows = stmt.raw_query();
+        Ok(match rows.next()? {
+            Some(r) => Some(r.get(0)?),
+            None => None,
+        })
+    }
 }

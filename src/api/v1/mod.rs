@@ -1,0 +1,260 @@
+//! The internal API, `/api/v1`: coordination records in plain JSON for in-house
+//! systems that do not speak FHIR. Documented by `openapi.json` (served at
+//! `/api/v1/openapi.json`); errors are problem details (`problem.rs`); writes go through
+//! FHIR resources (`write.rs`).
+
+pub mod problem;
+pub mod write;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use crate::api::context::{parse_query, read_body};
+use crate::records::{Record, RecordKind};
+use crate::startup::AppState;
+use crate::store::{EventQuery, RecordQuery, WriteOutcome};
+use problem::Problem;
+
+type State = web::Data<AppState>;
+
+pub const OPENAPI: &str = include_str!("openapi.json");
+const MAX_LIMIT: usize = 500;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .route("/openapi.json", web::get().to(openapi))
+            .route("/events", web::get().to(events))
+            .route("/{kind}", web::get().to(list))
+            .route("/{kind}", web::post().to(create))
+            .route("/{kind}/{id}", web::get().to(get))
+            .route("/{kind}/{id}", web::patch().to(patch))
+            .default_service(web::to(|req: HttpRequest| async move {
+                Problem::not_found(format!("No endpoint for {} {}", req.method(), req.path()))
+                    .response()
+            })),
+    );
+}
+
+fn finish(r: Result<HttpResponse, Problem>) -> HttpResponse {
+    r.unwrap_or_else(|p| p.response())
+}
+
+fn kind_of(segment: &str) -> Result<RecordKind, Problem> {
+    RecordKind::from_path(segment).ok_or_else(|| {
+        Problem::not_found(format!(
+            "No record kind '{segment}': use referrals, transitions, care-plans or consents"
+        ))
+    })
+}
+
+fn json_of(body: &[u8]) -> Result<Value, Problem> {
+    if body.is_empty() {
+        return Err(Problem::bad_request("The request has no body"));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| Problem::bad_request(format!("The body is not JSON: {e}")))
+}
+
+/// Parse the API's JSON as a record of `kind`, and check it.
+fn record_of(kind: RecordKind, v: Value) -> Result<Record, Problem> {
+    let record = Record::from_api(kind, v).map_err(|e| {
+        Problem::bad_request(format!("The body is not a {} record: {e}", kind.as_str()))
+    })?;
+    let problems = record.check();
+    if !problems.is_empty() {
+        return Err(Problem::unprocessable(
+            format!("The {} record is not acceptable", kind.as_str()),
+            problems,
+        ));
+    }
+    Ok(record)
+}
+
+fn usize_param(name: &str, v: &str, max: usize) -> Result<usize, Problem> {
+    v.parse::<usize>()
+        .ok()
+        .filter(|n| *n <= max)
+        .ok_or_else(|| Problem::bad_request(format!("{name} must be a whole number up to {max}")))
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
+}
+
+async fn stored_record(state: &AppState, kind: RecordKind, id: &str) -> Result<Value, Problem> {
+    let body = state
+        .store
+        .record(kind, id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("No {} record {id}", kind.as_str())))?;
+    serde_json::from_str(&body).map_err(|_| {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "A stored record is unreadable")
+    })
+}
+
+async fn list(req: HttpRequest, path: web::Path<String>, state: State) -> HttpResponse {
+    finish(
+        async {
+            let kind = kind_of(&path)?;
+            let mut q = RecordQuery {
+                kind,
+                patient: None,
+                status: None,
+                limit: 50,
+                offset: 0,
+            };
+            for (k, v) in parse_query(req.query_string()) {
+                match k.as_str() {
+                    "patient" => q.patient = Some(v),
+                    "status" if kind.statuses().contains(&v.as_str()) => q.status = Some(v),
+                    "status" => {
+                        return Err(Problem::bad_request(format!(
+                            "status '{v}' is not a {} status ({})",
+                            kind.as_str(),
+                            kind.statuses().join(", ")
+                        )))
+                    }
+                    "limit" => q.limit = usize_param("limit", &v, MAX_LIMIT)?,
+                    "offset" => q.offset = usize_param("offset", &v, usize::MAX)?,
+                    other => {
+                        return Err(Problem::bad_request(format!(
+                            "Unknown parameter '{other}': use patient, status, limit, offset"
+                        )))
+                    }
+                }
+            }
+            let (bodies, total) = state.store.records(&q).await?;
+            let items: Vec<Value> = bodies
+                .iter()
+                .filter_map(|b| serde_json::from_str(b).ok())
+                .collect();
+            Ok(HttpResponse::Ok().json(json!({"total": total, "items": items})))
+        }
+        .await,
+    )
+}
+
+async fn get(path: web::Path<(String, String)>, state: State) -> HttpResponse {
+    finish(
+        async {
+            let (kind, id) = path.into_inner();
+            let kind = kind_of(&kind)?;
+            Ok(HttpResponse::Ok().json(stored_record(&state, kind, &id).await?))
+        }
+        .await,
+    )
+}
+
+async fn create(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: State,
+) -> HttpResponse {
+    finish(
+        async {
+            let kind = kind_of(&path)?;
+            let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
+            let v = json_of(&body)?;
+            for server_field in ["id", "sources", "task"] {
+                if v.get(server_field).is_some() {
+                    return Err(Problem::bad_request(format!(
+                        "'{server_field}' is set by the server; leave it out"
+                    )));
+                }
+            }
+            let record = record_of(kind, v)?;
+            let ops = write::create_ops(&record)?;
+            let outcomes = state.store.commit(ops).await?;
+            let id = match outcomes.first() {
+                Some(WriteOutcome::Created(s)) => s.id.clone(),
+                _ => return Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Nothing was created")),
+            };
+            tracing::info!(kind = kind.as_str(), id = %id, "record created");
+            let stored = stored_record(&state, kind, &id).await?;
+            Ok(HttpResponse::Created()
+                .insert_header(("Location", format!("/api/v1/{path}/{id}")))
+                .json(stored))
+        }
+        .await,
+    )
+}
+
+/// JSON merge patch (RFC 7396) of a record: typically `{"status": "accepted"}`.
+async fn patch(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: State,
+) -> HttpResponse {
+    finish(
+        async {
+            let (segment, id) = path.into_inner();
+            let kind = kind_of(&segment)?;
+            let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
+            let patch = json_of(&body)?;
+            if !patch.is_object() {
+                return Err(Problem::bad_request("The body must be a JSON object (a merge patch)"));
+            }
+            let current = stored_record(&state, kind, &id).await?;
+            let mut merged = current.clone();
+            write::merge_patch(&mut merged, &patch);
+            for server_field in ["id", "sources", "task"] {
+                if merged.get(server_field) != current.get(server_field) {
+                    return Err(Problem::bad_request(format!(
+                        "'{server_field}' is set by the server and cannot be changed"
+                    )));
+                }
+            }
+            let record = record_of(kind, merged)?;
+            let ops = write::update_ops(&state, &id, &record).await?;
+            state.store.commit(ops).await?;
+            tracing::info!(kind = kind.as_str(), id = %id, "record updated");
+            Ok(HttpResponse::Ok().json(stored_record(&state, kind, &id).await?))
+        }
+        .await,
+    )
+}
+
+async fn events(req: HttpRequest, state: State) -> HttpResponse {
+    finish(
+        async {
+            let mut q = EventQuery {
+                since: 0,
+                record: None,
+                limit: 100,
+            };
+            let (mut kind, mut id) = (None, None);
+            for (k, v) in parse_query(req.query_string()) {
+                match k.as_str() {
+                    "since" => {
+                        q.since = v.parse().map_err(|_| {
+                            Problem::bad_request("since must be an event sequence number")
+                        })?
+                    }
+                    "limit" => q.limit = usize_param("limit", &v, MAX_LIMIT)?,
+                    "kind" => kind = Some(kind_of(&v)?),
+                    "id" => id = Some(v),
+                    other => {
+                        return Err(Problem::bad_request(format!(
+                            "Unknown parameter '{other}': use since, limit, kind, id"
+                        )))
+                    }
+                }
+            }
+            match (kind, id) {
+                (Some(k), Some(i)) => q.record = Some((k, i)),
+                (None, None) => {}
+                _ => return Err(Problem::bad_request("kind and id go together")),
+            }
+            let items = state.store.events(&q).await?;
+            let next = items.last().map(|e| e.seq).unwrap_or(q.since);
+            Ok(HttpResponse::Ok().json(json!({"items": items, "next": next})))
+        }
+        .await,
+    )
+}

@@ -1,0 +1,282 @@
+//! Keeping the coordination records in step with the resources, inside the write's
+//! transaction: after a version of a ServiceRequest, Task, Encounter, CarePlan or
+//! Consent is written, its record is derived, the change checked against the stored
+//! record's lifecycle, and the record and its domain events written. An illegal change
+//! fails the whole transaction.
+
+use serde_json::{json, Value};
+
+use super::executor::Tx;
+use super::sql::{Bind, Sql};
+use super::{StoreError, StoredResource};
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::fhir::search::{Cond, Filter, SearchQuery};
+use crate::records::referral::task_target;
+use crate::records::{lifecycle, Record, RecordKind, RuleError};
+
+pub const SELECT_RECORD: &str = "SELECT body FROM records WHERE kind = $1 AND id = $2";
+const UPSERT_RECORD: &str = "INSERT INTO records (kind, id, patient, status, updated, body) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, id) DO UPDATE SET \
+     patient = excluded.patient, status = excluded.status, updated = excluded.updated, body = excluded.body";
+const DELETE_RECORD: &str = "DELETE FROM records WHERE kind = $1 AND id = $2";
+const INSERT_EVENT: &str = "INSERT INTO domain_events \
+     (event, record_kind, record_id, rtype, rid, version, patient, at, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+fn stmt(text: &str, binds: Vec<Bind>) -> Sql {
+    Sql {
+        text: text.to_owned(),
+        binds,
+    }
+}
+
+async fn load<T: Tx>(tx: &mut T, kind: RecordKind, id: &str) -> Result<Option<Record>, StoreError> {
+    let s = stmt(
+        SELECT_RECORD,
+        vec![Bind::Text(kind.as_str().into()), Bind::Text(id.into())],
+    );
+    match tx.fetch_text(&s).await? {
+        None => Ok(None),
+        Some(body) => Record::parse(kind, &body).map(Some).map_err(|e| {
+            tracing::error!(kind = kind.as_str(), id, error = %e, "stored record unreadable");
+            StoreError::Conflict(format!("The stored {} record {id} is unreadable", kind.as_str()))
+        }),
+    }
+}
+
+/// Bring the record of `v` (just written, `resource` its body) up to date.
+pub async fn sync<T: Tx>(tx: &mut T, v: &StoredResource, resource: &Value) -> Result<(), StoreError> {
+    if v.rtype == "Task" {
+        return sync_task(tx, v, resource).await;
+    }
+    let Some(kind) = RecordKind::for_resource_type(&v.rtype) else {
+        return Ok(());
+    };
+    let prior = load(tx, kind, &v.id).await?;
+    let mut next = Record::from_resource(resource, prior.as_ref()).expect("kind has a record");
+    if let Some(p) = &prior {
+        for s in p.sources() {
+            next.note_source(&s.resource_type, &s.id, s.version);
+        }
+    }
+    next.note_source(&v.rtype, &v.id, v.version);
+    // A referral's Task may have been written first (earlier in the same transaction).
+    if let (None, Record::Referral(r)) = (&prior, &mut next) {
+        if let Some(task) = task_of(tx, &v.id).await? {
+            if let Some(body) = task.json() {
+                r.apply_task(&body, resource["status"].as_str().unwrap_or("active"));
+                next.note_source("Task", &task.id, task.version);
+            }
+        }
+    }
+    save(tx, v, prior.as_ref(), &next).await
+}
+
+async fn sync_task<T: Tx>(tx: &mut T, v: &StoredResource, task: &Value) -> Result<(), StoreError> {
+    let Some(sr_id) = task_target(task) else {
+        return Ok(());
+    };
+    let Some(prior) = load(tx, RecordKind::Referral, &sr_id).await? else {
+        // The ServiceRequest is not (yet) here; when it is written it finds this Task.
+        return Ok(());
+    };
+    let sr_status = tx
+        .load("ServiceRequest", &sr_id)
+        .await?
+        .and_then(|s| s.json())
+        .and_then(|sr| sr["status"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "active".into());
+    let mut next = prior.clone();
+    if let Record::Referral(r) = &mut next {
+        r.apply_task(task, &sr_status);
+    }
+    next.note_source(&v.rtype, &v.id, v.version);
+    save(tx, v, Some(&prior), &next).await
+}
+
+/// The Task whose focus is ServiceRequest/`sr_id`, if any.
+async fn task_of<T: Tx>(tx: &mut T, sr_id: &str) -> Result<Option<StoredResource>, StoreError> {
+    let mut q = SearchQuery::new("Task");
+    q.filters.push(Filter {
+        param: "focus",
+        any_of: vec![Cond::Ref {
+            target: format!("ServiceRequest/{sr_id}"),
+            any_type: false,
+        }],
+    });
+    match tx.find(&q, 1).await?.pop() {
+        Some(id) => tx.load("Task", &id).await,
+        None => Ok(None),
+    }
+}
+
+async fn save<T: Tx>(
+    tx: &mut T,
+    v: &StoredResource,
+    prior: Option<&Record>,
+    next: &Record,
+) -> Result<(), StoreError> {
+    let events = lifecycle::decide(prior, next).map_err(rule_error)?;
+    let kind = next.kind();
+    let id = next.id().unwrap_or_default().to_owned();
+    let patient = next.patient().map(str::to_owned);
+    let body = serde_json::to_string(next).expect("records always serialise");
+    tx.exec(&stmt(
+        UPSERT_RECORD,
+        vec![
+            Bind::Text(kind.as_str().into()),
+            Bind::Text(id.clone()),
+            Bind::OptText(patient.clone()),
+            Bind::Text(next.status().into()),
+            Bind::Int(v.last_updated),
+            Bind::Text(body),
+        ],
+    ))
+    .await?;
+    for e in events {
+        let detail = json!({"from": prior.map(Record::status), "to": next.status()});
+        tracing::info!(event = e.as_str(), kind = kind.as_str(), id = %id, "domain event");
+        tx.exec(&stmt(
+            INSERT_EVENT,
+            vec![
+                Bind::Text(e.as_str().into()),
+                Bind::Text(kind.as_str().into()),
+                Bind::Text(id.clone()),
+                Bind::Text(v.rtype.clone()),
+                Bind::Text(v.id.clone()),
+                Bind::Int(v.version),
+                Bind::OptText(patient.clone()),
+                Bind::Int(v.last_updated),
+                Bind::Text(detail.to_string()),
+            ],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// A resource's deletion removes the record derived from it (no event: a deletion
+/// is not a care transition).
+pub async fn remove<T: Tx>(tx: &mut T, rtype: &str, id: &str) -> Result<(), StoreError> {
+    if let Some(kind) = RecordKind::for_resource_type(rtype) {
+        tx.exec(&stmt(
+            DELETE_RECORD,
+            vec![Bind::Text(kind.as_str().into()), Bind::Text(id.into())],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+fn rule_error(e: RuleError) -> StoreError {
+    match e {
+        RuleError::Illegal { message, path } => {
+            StoreError::Lifecycle(Issue::error(IssueCode::BusinessRule, message).at(path))
+        }
+        RuleError::Incomplete { message, path } => StoreError::Unprocessable(vec![
+            Issue::error(IssueCode::BusinessRule, message).at(path),
+        ]),
+    }
+}
+
+// ---- the read side: the internal API's lists and the event log ----------------------
+
+/// A list of records of one kind, newest change first.
+#[derive(Debug, Clone)]
+pub struct RecordQuery {
+    pub kind: RecordKind,
+    pub patient: Option<String>,
+    pub status: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// Domain events after `since` (a `seq`), oldest first, optionally for one record.
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    pub since: i64,
+    pub record: Option<(RecordKind, String)>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EventRow {
+    pub seq: i64,
+    pub event: String,
+    pub record_kind: String,
+    pub record_id: String,
+    /// `Type/id/_history/version` of the resource version that raised it.
+    pub resource: String,
+    pub patient: Option<String>,
+    /// Microseconds since the Unix epoch.
+    pub at: i64,
+    pub detail: Value,
+}
+
+fn record_filters(q: &RecordQuery, s: &mut Sql) {
+    s.push(" WHERE kind = ").bind(Bind::Text(q.kind.as_str().into()));
+    if let Some(p) = &q.patient {
+        s.push(" AND patient = ").bind(Bind::Text(p.clone()));
+    }
+    if let Some(st) = &q.status {
+        s.push(" AND status = ").bind(Bind::Text(st.clone()));
+    }
+}
+
+pub fn list_records(q: &RecordQuery) -> Sql {
+    let mut s = Sql::new("SELECT body FROM records");
+    record_filters(q, &mut s);
+    s.push(" ORDER BY updated DESC, id LIMIT ")
+        .bind(Bind::Int(q.limit as i64))
+        .push(" OFFSET ")
+        .bind(Bind::Int(q.offset as i64));
+    s
+}
+
+pub fn count_records(q: &RecordQuery) -> Sql {
+    let mut s = Sql::new("SELECT COUNT(*) FROM records");
+    record_filters(q, &mut s);
+    s
+}
+
+pub fn list_events(q: &EventQuery) -> Sql {
+    let mut s = Sql::new(
+        "SELECT seq, event, record_kind, record_id, rtype, rid, version, patient, at, detail \
+         FROM domain_events WHERE seq > ",
+    );
+    s.bind(Bind::Int(q.since));
+    if let Some((kind, id)) = &q.record {
+        s.push(" AND record_kind = ")
+            .bind(Bind::Text(kind.as_str().into()))
+            .push(" AND record_id = ")
+            .bind(Bind::Text(id.clone()));
+    }
+    s.push(" ORDER BY seq LIMIT ").bind(Bind::Int(q.limit as i64));
+    s
+}
+
+/// An event row from its columns, in `list_events`' order.
+#[allow(clippy::too_many_arguments)]
+pub fn event_row(
+    seq: i64,
+    event: String,
+    record_kind: String,
+    record_id: String,
+    rtype: String,
+    rid: String,
+    version: i64,
+    patient: Option<String>,
+    at: i64,
+    detail: String,
+) -> EventRow {
+    EventRow {
+        seq,
+        event,
+        record_kind,
+        record_id,
+        resource: format!("{rtype}/{rid}/_history/{version}"),
+        patient,
+        at,
+        detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
+    }
+}
