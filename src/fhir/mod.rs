@@ -6,6 +6,7 @@ pub mod definitions;
 pub mod format;
 pub mod outcome;
 pub mod primitives;
+pub mod profiles;
 pub mod search;
 pub mod validate;
 
