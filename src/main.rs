@@ -24,6 +24,10 @@ struct Cli {
     /// `pretty` or `json`.
     #[arg(long, global = true, env = "HANDOFF_LOG_FORMAT")]
     log_format: Option<String>,
+    /// The gateway's profiles (StructureDefinitions and ValueSets) [default: ./profiles
+    /// when it exists]; a directory given here must exist.
+    #[arg(long, global = true, env = "HANDOFF_PROFILES_DIR")]
+    profiles_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         http_addr: cli.http_addr,
         database_url: cli.database_url,
         log_format: cli.log_format,
+        profiles_dir: cli.profiles_dir,
     };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
     telemetry::init(&settings.log_format);
