@@ -10,5 +10,6 @@ mod examples;
 mod migrations;
 mod operations;
 mod process;
+mod profiles;
 mod search;
 mod xml;
