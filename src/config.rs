@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
@@ -31,6 +31,10 @@ pub struct Settings {
     pub http_workers: usize,
     /// `pretty` or `json` log lines.
     pub log_format: String,
+    /// Where the gateway's profiles (StructureDefinitions and ValueSets) are read at
+    /// start, relative to the working directory. None: `profiles` if it exists (no
+    /// profiles otherwise); a directory given explicitly must exist.
+    pub profiles_dir: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -45,6 +49,7 @@ impl Default for Settings {
             group_commit_max: 256,
             http_workers: 0,
             log_format: "pretty".into(),
+            profiles_dir: None,
         }
     }
 }
@@ -69,6 +74,7 @@ impl fmt::Debug for Settings {
             .field("public_base_url", &self.public_base_url)
             .field("db_pool_size", &self.db_pool_size)
             .field("group_commit_max", &self.group_commit_max)
+            .field("profiles_dir", &self.profiles_dir)
             .finish_non_exhaustive()
     }
 }
@@ -79,6 +85,7 @@ pub struct Overrides {
     pub http_addr: Option<String>,
     pub database_url: Option<String>,
     pub log_format: Option<String>,
+    pub profiles_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -99,6 +106,9 @@ impl Settings {
         }
         if let Some(v) = &overrides.log_format {
             s.log_format = v.clone();
+        }
+        if let Some(v) = &overrides.profiles_dir {
+            s.profiles_dir = Some(v.clone());
         }
         s.validate()?;
         Ok(s)
@@ -145,7 +155,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("handoff-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.toml");
-        std::fs::write(&f, "http_addr = \"0.0.0.0:9000\"\nmax_body_bytes = 2048\n").unwrap();
+        std::fs::write(
+            &f,
+            "http_addr = \"0.0.0.0:9000\"\nmax_body_bytes = 2048\nprofiles_dir = \"/etc/p\"\n",
+        )
+        .unwrap();
         let s = Settings::load(
             Some(&f),
             &Overrides {
@@ -156,6 +170,16 @@ mod tests {
         .unwrap();
         assert_eq!(s.http_addr, "127.0.0.1:1");
         assert_eq!(s.max_body_bytes, 2048);
+        assert_eq!(s.profiles_dir, Some(PathBuf::from("/etc/p")));
+        let o = Overrides {
+            profiles_dir: Some("here".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Settings::load(Some(&f), &o).unwrap().profiles_dir,
+            Some(PathBuf::from("here"))
+        );
+        assert_eq!(Settings::default().profiles_dir, None);
     }
 
     #[test]

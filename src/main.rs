@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use handoff::config::{Overrides, Settings};
+use handoff::fhir::profiles::Profiles;
 use handoff::startup::{shutdown_signal, Application};
 use handoff::{bench, store, telemetry};
 
@@ -24,6 +25,10 @@ struct Cli {
     /// `pretty` or `json`.
     #[arg(long, global = true, env = "HANDOFF_LOG_FORMAT")]
     log_format: Option<String>,
+    /// The gateway's profiles (StructureDefinitions and ValueSets) [default: ./profiles
+    /// when it exists]; a directory given here must exist.
+    #[arg(long, global = true, env = "HANDOFF_PROFILES_DIR")]
+    profiles_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,11 +39,15 @@ enum Command {
     Serve,
     /// Apply the store's migrations and exit.
     Migrate,
-    /// Validate a FHIR resource file (JSON or XML) against the R4 base definitions;
-    /// prints an OperationOutcome, exits 1 when it has errors.
+    /// Validate a FHIR resource file (JSON or XML) against the R4 base definitions, the
+    /// profile given and the loaded profiles it claims in meta.profile; prints an
+    /// OperationOutcome, exits 1 when it has errors.
     Validate {
         /// The file; `.xml` (or a body starting with `<`) is read as XML.
         file: std::path::PathBuf,
+        /// Also validate against this profile (canonical URL of a loaded profile).
+        #[arg(long)]
+        profile: Vec<String>,
     },
     /// Measure create throughput and latency against both stores (see README).
     Bench(bench::BenchArgs),
@@ -51,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         http_addr: cli.http_addr,
         database_url: cli.database_url,
         log_format: cli.log_format,
+        profiles_dir: cli.profiles_dir,
     };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
     telemetry::init(&settings.log_format);
@@ -71,10 +81,15 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
         }
         Command::Bench(args) => bench::run(args).await?,
-        Command::Validate { file } => {
+        Command::Validate { file, profile } => {
+            // Notes go to stderr: stdout carries only the OperationOutcome.
+            let profiles = Profiles::load_configured(settings.profiles_dir.as_deref())?;
+            for note in profiles.notes() {
+                eprintln!("warning: {note}");
+            }
             let body = std::fs::read(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-            let (outcome, ok) = handoff::fhir::validate_file(&body, &file);
+            let (outcome, ok) = handoff::fhir::validate_file(&body, &file, &profiles, &profile);
             println!("{}", serde_json::to_string_pretty(&outcome)?);
             if !ok {
                 std::process::exit(1);

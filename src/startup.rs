@@ -10,12 +10,29 @@ use anyhow::Context;
 
 use crate::api;
 use crate::config::{redact_url, Settings};
+use crate::fhir::profiles::Profiles;
 use crate::store::{self, Store, StoreSettings};
 
 /// What every handler can reach.
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Settings,
+    /// The gateway's profiles, loaded once at start.
+    pub profiles: Arc<Profiles>,
+}
+
+/// The configured profiles, with what is worth knowing about them logged.
+pub fn load_profiles(settings: &Settings) -> anyhow::Result<Profiles> {
+    let profiles = Profiles::load_configured(settings.profiles_dir.as_deref())?;
+    for note in profiles.notes() {
+        tracing::warn!("{note}");
+    }
+    tracing::info!(
+        profiles = profiles.len(),
+        value_sets = profiles.valueset_count(),
+        "profiles loaded"
+    );
+    Ok(profiles)
 }
 
 pub struct Application {
@@ -34,6 +51,7 @@ impl Application {
         settings: Settings,
         mut store_settings: StoreSettings,
     ) -> anyhow::Result<Self> {
+        let profiles = Arc::new(load_profiles(&settings)?);
         store_settings.pool_size = settings.db_pool_size;
         store_settings.max_batch = settings.group_commit_max;
         let store = store::connect(&settings.database_url, &store_settings)
@@ -56,6 +74,7 @@ impl Application {
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings,
+            profiles,
         });
         let server =
             HttpServer::new(move || App::new().app_data(state.clone()).configure(api::routes))

@@ -8,9 +8,11 @@ use serde_json::{json, Value};
 use super::context::{parse_query, resource_body, Ctx, Return};
 use super::error::ApiError;
 use super::rest::{
-    check_body_type, check_id, check_type, ctx_or_return, location, parse_etag, State,
+    check_body_type, check_id, check_profiles, check_type, ctx_or_return, location, parse_etag,
+    State,
 };
-use crate::fhir::outcome::{operation_outcome, IssueCode};
+use crate::fhir::outcome::{operation_outcome, rebase, IssueCode};
+use crate::fhir::profiles::LocalRefs;
 use crate::fhir::search::{dates, query};
 use crate::store::{StoreError, StoredResource, WriteOp, WriteOutcome};
 
@@ -51,8 +53,13 @@ pub async fn post(req: HttpRequest, payload: web::Payload, state: State) -> Http
     ctx.finish(r)
 }
 
-fn entry_error(index: usize, e: ApiError) -> ApiError {
+/// An entry's error, its issues placed in the Bundle: those about the entry's resource
+/// (`Encounter.period.end`) under `Bundle.entry[i].resource`.
+fn entry_error(index: usize, entry: &Value, e: ApiError) -> ApiError {
     let mut e = e;
+    if let Some(rtype) = entry["resource"]["resourceType"].as_str() {
+        rebase(&mut e.issues, rtype, "resource");
+    }
     for i in &mut e.issues {
         i.expression = Some(match &i.expression {
             Some(x) => format!("Bundle.entry[{index}].{x}"),
@@ -63,7 +70,9 @@ fn entry_error(index: usize, e: ApiError) -> ApiError {
 }
 
 /// One entry's request as an action. `base` lets absolute URLs on this server through.
-fn action(ctx: &Ctx, entry: &Value) -> Result<Action, ApiError> {
+/// A resource to write must meet the profiles it claims; `local` gives the types of
+/// the Bundle's other entries for references between them.
+fn action(ctx: &Ctx, state: &State, entry: &Value, local: &LocalRefs) -> Result<Action, ApiError> {
     let bad = |code, msg: &str| ApiError::bad_request(code, msg.to_owned());
     let request = entry
         .get("request")
@@ -106,7 +115,7 @@ fn action(ctx: &Ctx, entry: &Value) -> Result<Action, ApiError> {
         }
         query::parse(&rtype, &pairs, false).map_err(ApiError::invalid)
     };
-    Ok(match (method, segments.len(), qs.is_empty()) {
+    let action = match (method, segments.len(), qs.is_empty()) {
         ("POST", 1, true) => {
             let if_none_exist = request
                 .get("ifNoneExist")
@@ -182,7 +191,16 @@ fn action(ctx: &Ctx, entry: &Value) -> Result<Action, ApiError> {
                 "Unsupported entry request (method and url)",
             ))
         }
-    })
+    };
+    if let Action::Write(
+        WriteOp::Create { resource, .. }
+        | WriteOp::Update { resource, .. }
+        | WriteOp::ConditionalUpdate { resource, .. },
+    ) = &action
+    {
+        check_profiles(state, resource, local)?;
+    }
+    Ok(action)
 }
 
 async fn transaction(
@@ -190,9 +208,18 @@ async fn transaction(
     state: &State,
     entries: Vec<Value>,
 ) -> Result<HttpResponse, ApiError> {
+    // fullUrl -> resource type, for references between entries (`urn:uuid:`).
+    let local: LocalRefs = entries
+        .iter()
+        .filter_map(|e| {
+            let url = e["fullUrl"].as_str()?;
+            let rtype = e["resource"]["resourceType"].as_str()?;
+            Some((url.to_owned(), rtype.to_owned()))
+        })
+        .collect();
     let mut actions = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
-        actions.push(action(ctx, e).map_err(|err| entry_error(i, err))?);
+        actions.push(action(ctx, state, e, &local).map_err(|err| entry_error(i, e, err))?);
     }
     // Writes commit together; reads run afterwards and see them.
     let write_ix: Vec<usize> = actions
@@ -243,7 +270,7 @@ async fn transaction(
 async fn batch(ctx: &Ctx, state: &State, entries: Vec<Value>) -> Result<HttpResponse, ApiError> {
     let mut out = Vec::with_capacity(entries.len());
     for e in &entries {
-        let entry = match action(ctx, e) {
+        let entry = match action(ctx, state, e, &LocalRefs::new()) {
             Err(err) => error_entry(ctx, err),
             Ok(Action::Read { rtype, id, version }) => read_entry(ctx, state, &rtype, &id, version)
                 .await

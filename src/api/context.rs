@@ -216,14 +216,27 @@ pub async fn parse_resource(
     body: web::Bytes,
     fmt: Format,
 ) -> Result<Value, ApiError> {
+    match check_resource(state, body, fmt).await? {
+        (Some(value), issues) if !issues.iter().any(Issue::is_error) => Ok(value),
+        (_, issues) => Err(ApiError::invalid(issues)),
+    }
+}
+
+/// Decode and validate a resource body, keeping the resource even when it has issues
+/// (see [`format::check`]); large bodies are parsed on the blocking pool.
+pub async fn check_resource(
+    state: &AppState,
+    body: web::Bytes,
+    fmt: Format,
+) -> Result<(Option<Value>, Vec<Issue>), ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request(
             IssueCode::Required,
             "The request has no body",
         ));
     }
-    let result = if body.len() > state.settings.blocking_parse_bytes {
-        web::block(move || format::parse(&body, fmt))
+    if body.len() > state.settings.blocking_parse_bytes {
+        web::block(move || format::check(&body, fmt))
             .await
             .map_err(|_| {
                 ApiError::new(
@@ -231,9 +244,8 @@ pub async fn parse_resource(
                     IssueCode::Exception,
                     "Parsing was interrupted",
                 )
-            })?
+            })
     } else {
-        format::parse(&body, fmt)
-    };
-    result.map_err(ApiError::invalid)
+        Ok(format::check(&body, fmt))
+    }
 }

@@ -28,6 +28,13 @@ impl ApiError {
             issues,
         }
     }
+    /// Valid R4 that breaks a profile it claims (422, nothing stored).
+    pub fn unprocessable(issues: Vec<Issue>) -> Self {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            issues,
+        }
+    }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, IssueCode::NotFound, message)
     }

@@ -9,6 +9,7 @@ use super::context::{header_str, resource_body, Ctx, Return};
 use super::error::ApiError;
 use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
 use crate::fhir::primitives::is_valid_id;
+use crate::fhir::profiles::LocalRefs;
 use crate::fhir::search::dates::http_date;
 use crate::fhir::search::{params, query, SearchQuery};
 use crate::startup::AppState;
@@ -77,6 +78,22 @@ pub fn check_body_type(resource: &Value, rtype: &str) -> Result<(), ApiError> {
             "The body has no resourceType",
         )),
     }
+}
+
+/// A resource about to be written against the profiles it claims (meta.profile) that
+/// the gateway knows: any error refuses the write with 422 and every issue found.
+/// Claims of profiles the gateway does not know are accepted unchecked, as FHIR allows.
+pub fn check_profiles(
+    state: &AppState,
+    resource: &Value,
+    local: &LocalRefs,
+) -> Result<(), ApiError> {
+    let issues = state.profiles.check_claimed(resource, local);
+    if issues.iter().any(Issue::is_error) {
+        tracing::info!(issues = issues.len(), "write refused: profile not met");
+        return Err(ApiError::unprocessable(issues));
+    }
+    Ok(())
 }
 
 pub fn location(ctx: &Ctx, s: &StoredResource) -> String {
@@ -176,6 +193,7 @@ pub async fn create(
         check_type(&rtype)?;
         let resource = resource_body(&req, payload, &state).await?;
         check_body_type(&resource, &rtype)?;
+        check_profiles(&state, &resource, &LocalRefs::new())?;
         let if_none_exist = header_str(req.headers(), "if-none-exist")
             .map(|q| conditional_query(&rtype, q.trim_start_matches('?'), "If-None-Exist"))
             .transpose()?;
@@ -301,6 +319,7 @@ pub async fn update(
             }
         }
         let if_match = if_match(&req)?;
+        check_profiles(&state, &resource, &LocalRefs::new())?;
         let outcome = single(
             &state,
             vec![WriteOp::Update {
@@ -331,6 +350,7 @@ pub async fn conditional_update(
         let query = conditional_query(&rtype, req.query_string(), "A conditional update")?;
         let resource = resource_body(&req, payload, &state).await?;
         check_body_type(&resource, &rtype)?;
+        check_profiles(&state, &resource, &LocalRefs::new())?;
         let outcome = single(
             &state,
             vec![WriteOp::ConditionalUpdate {

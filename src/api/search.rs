@@ -15,7 +15,10 @@ use crate::store::{HistoryQuery, StoredResource};
 
 pub async fn metadata(req: HttpRequest, state: State) -> HttpResponse {
     let ctx = ctx_or_return!(req, state);
-    ctx.resource(StatusCode::OK, &capability_statement(&ctx.base))
+    ctx.resource(
+        StatusCode::OK,
+        &capability_statement(&ctx.base, &state.profiles),
+    )
 }
 
 pub async fn search_get(req: HttpRequest, path: web::Path<String>, state: State) -> HttpResponse {

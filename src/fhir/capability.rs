@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::profiles::Profiles;
 use super::search::params::{ParamKind, SUPPORTED};
 
 const INTERACTIONS: &[&str] = &[
@@ -16,7 +17,10 @@ const INTERACTIONS: &[&str] = &[
     "search-type",
 ];
 
-pub fn capability_statement(base: &str) -> Value {
+/// `profiles`: their URLs are listed as `supportedProfile` of the types they
+/// constrain (each is enforced on write when a resource claims it).
+pub fn capability_statement(base: &str, profiles: &Profiles) -> Value {
+    let by_type = profiles.by_type();
     let resources: Vec<Value> = SUPPORTED
         .iter()
         .map(|(rtype, params)| {
@@ -41,7 +45,7 @@ pub fn capability_statement(base: &str) -> Value {
                 .map(|p| format!("{rtype}:{}", p.name))
                 .collect();
             let interactions: Vec<Value> = INTERACTIONS.iter().map(|c| json!({"code": c})).collect();
-            json!({
+            let mut resource = json!({
                 "type": rtype,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{rtype}"),
                 "interaction": interactions,
@@ -56,7 +60,11 @@ pub fn capability_statement(base: &str) -> Value {
                 "searchParam": search_param,
                 "operation": [{"name": "validate",
                     "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}],
-            })
+            });
+            if let Some(urls) = by_type.get(rtype) {
+                resource["supportedProfile"] = json!(urls);
+            }
+            resource
         })
         .collect();
     json!({
@@ -72,7 +80,9 @@ pub fn capability_statement(base: &str) -> Value {
         "patchFormat": [],
         "rest": [{
             "mode": "server",
-            "documentation": "Unknown search parameters are refused (400) unless the request carries Prefer: handling=lenient.",
+            "documentation": "Unknown search parameters are refused (400) unless the request carries Prefer: handling=lenient. \
+                A resource claiming a supportedProfile in meta.profile is validated against it on write \
+                (422 with every issue when it does not conform); claims of other profiles are accepted unchecked.",
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
         }],

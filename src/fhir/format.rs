@@ -58,22 +58,40 @@ fn structure(msg: impl Into<String>) -> Vec<Issue> {
 /// Parse and check a request body. On success the value is a structurally valid R4
 /// resource (any type; the caller checks it is the one expected).
 pub fn parse(body: &[u8], format: Format) -> Result<Value, Vec<Issue>> {
-    let value = match format {
-        Format::Json => {
-            let value: Value = serde_json::from_slice(body).map_err(|e| {
-                if e.to_string().contains("recursion limit") {
-                    structure(format!("The JSON nests deeper than {MAX_DEPTH} levels"))
-                } else {
-                    structure(format!("The body is not valid JSON: {e}"))
-                }
-            })?;
-            let issues = validate::validate(&value);
-            if issues.iter().any(Issue::is_error) {
-                return Err(issues);
-            }
-            model_check(&value)?;
-            value
+    match check(body, format) {
+        (Some(value), issues) if !issues.iter().any(Issue::is_error) => Ok(value),
+        (_, issues) => Err(issues),
+    }
+}
+
+/// Decode and check a body: the resource as JSON whenever the body could be read as
+/// one, even an invalid one (so that `$validate` can check it against profiles too),
+/// and every issue found. fhirbolt's model check runs on JSON bodies our validator
+/// accepted (XML ones went through the model already).
+pub fn check(body: &[u8], format: Format) -> (Option<Value>, Vec<Issue>) {
+    let value = match decode(body, format) {
+        Ok(v) => v,
+        Err(issues) => return (None, issues),
+    };
+    let mut issues = validate::validate(&value);
+    if format == Format::Json && !issues.iter().any(Issue::is_error) {
+        if let Err(mut model) = model_check(&value) {
+            issues.append(&mut model);
         }
+    }
+    (Some(value), issues)
+}
+
+/// The body as JSON, unchecked.
+fn decode(body: &[u8], format: Format) -> Result<Value, Vec<Issue>> {
+    match format {
+        Format::Json => serde_json::from_slice(body).map_err(|e| {
+            if e.to_string().contains("recursion limit") {
+                structure(format!("The JSON nests deeper than {MAX_DEPTH} levels"))
+            } else {
+                structure(format!("The body is not valid JSON: {e}"))
+            }
+        }),
         Format::Xml => {
             if xml_depth(body) > MAX_DEPTH {
                 return Err(structure(format!(
@@ -84,16 +102,10 @@ pub fn parse(body: &[u8], format: Format) -> Result<Value, Vec<Issue>> {
                 guarded(|| fhirbolt::xml::from_slice::<Resource>(body, None))?.map_err(|e| {
                     structure(format!("The body is not a valid FHIR R4 XML resource: {e}"))
                 })?;
-            let value = guarded(|| fhirbolt::json::to_json_value(resource, None))?
-                .map_err(|e| structure(format!("The XML resource could not be converted: {e}")))?;
-            let issues = validate::validate(&value);
-            if issues.iter().any(Issue::is_error) {
-                return Err(issues);
-            }
-            value
+            guarded(|| fhirbolt::json::to_json_value(resource, None))?
+                .map_err(|e| structure(format!("The XML resource could not be converted: {e}")))
         }
-    };
-    Ok(value)
+    }
 }
 
 /// fhirbolt's opinion of a JSON resource our validator accepted.

@@ -134,6 +134,19 @@ impl Issue {
     }
 }
 
+/// Move issues found in a resource checked on its own (`Encounter.period.end`) to
+/// where that resource sits in a larger body (`Bundle.entry[2].resource.period.end`).
+pub fn rebase(issues: &mut [Issue], root: &str, to: &str) {
+    for issue in issues {
+        let Some(e) = &issue.expression else { continue };
+        if let Some(rest) = e.strip_prefix(root) {
+            if rest.is_empty() || rest.starts_with(['.', '[']) {
+                issue.expression = Some(format!("{to}{rest}"));
+            }
+        }
+    }
+}
+
 /// An OperationOutcome resource carrying `issues` (at least one: an empty list becomes
 /// an informational "All OK").
 pub fn operation_outcome(issues: &[Issue]) -> Value {
@@ -157,6 +170,27 @@ mod tests {
         assert_eq!(o["issue"][0]["code"], "value");
         assert_eq!(o["issue"][0]["severity"], "error");
         assert_eq!(o["issue"][0]["expression"][0], "Encounter.period.start");
+    }
+
+    #[test]
+    fn rebase_moves_only_paths_under_the_root() {
+        let mut issues = vec![
+            Issue::error(IssueCode::Value, "a").at("Encounter.period.end"),
+            Issue::error(IssueCode::Value, "b").at("Encounter"),
+            Issue::error(IssueCode::Value, "c").at("EncounterHistory.x"),
+            Issue::error(IssueCode::Value, "d"),
+        ];
+        rebase(&mut issues, "Encounter", "Bundle.entry[1].resource");
+        let got: Vec<_> = issues.iter().map(|i| i.expression.as_deref()).collect();
+        assert_eq!(
+            got,
+            [
+                Some("Bundle.entry[1].resource.period.end"),
+                Some("Bundle.entry[1].resource"),
+                Some("EncounterHistory.x"),
+                None
+            ]
+        );
     }
 
     #[test]

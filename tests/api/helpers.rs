@@ -80,6 +80,8 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> 
         http_addr: "127.0.0.1:0".into(),
         http_workers: 1,
         db_pool_size: 4,
+        // The repository's profiles, wherever the tests run from.
+        profiles_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles").into()),
         ..Default::default()
     };
     let mut store_settings = StoreSettings::default();

@@ -62,12 +62,12 @@ async fn validate_reports_without_storing(app: TestApp) {
         assert!(found.contains(&e), "{expected:?} not in {found:?}");
     }
 
-    // Wrapped in Parameters; the wrong type; a profile we cannot check yet.
+    // Wrapped in Parameters; the wrong type; a profile this server does not know.
     let wrapped = json!({"resourceType": "Parameters", "parameter": [
         {"name": "resource", "resource": encounter()},
         {"name": "profile", "valueUri": "http://example.org/StructureDefinition/discharge"}]});
     let w = issues(&validate(&app, wrapped.to_string()).await);
-    assert_eq!(w, [("warning".into(), "not-supported".into(), "".into())]);
+    assert_eq!(w, [("error".into(), "not-found".into(), "".into())]);
     let patient = json!({"resourceType": "Patient"});
     assert_eq!(
         issues(&validate(&app, patient.to_string()).await)[0].1,

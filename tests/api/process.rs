@@ -162,3 +162,74 @@ fn validate_command_reports_issues_and_exit_status() {
     assert_eq!(outcome["issue"][0]["expression"][0], "Encounter.status");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn validate_command_checks_profiles() {
+    let dir = temp_dir("validate-profile");
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let profile = "http://handoff.example.org/fhir/StructureDefinition/handoff-discharge-encounter";
+    // A discharge without an end time that claims no profile: valid R4 on its own.
+    let mut no_end: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{repo}/fixtures/profiles/discharge-no-end.json")).unwrap(),
+    )
+    .unwrap();
+    no_end.as_object_mut().unwrap().remove("meta");
+    let file = dir.join("discharge.json");
+    std::fs::write(&file, no_end.to_string()).unwrap();
+    let run = |args: &[&str], cwd: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .arg("validate")
+            .args(args)
+            .arg(&file)
+            .current_dir(cwd)
+            .env_remove("HANDOFF_PROFILES_DIR")
+            .output()
+            .unwrap()
+    };
+    let repo_dir = std::path::Path::new(repo);
+    assert_eq!(run(&[], repo_dir).status.code(), Some(0));
+    // --profile: the issue, with its path, and exit status 1.
+    let out = run(&["--profile", profile], repo_dir);
+    assert_eq!(out.status.code(), Some(1));
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["issue"][0]["code"], "required");
+    assert_eq!(outcome["issue"][0]["expression"][0], "Encounter.period.end");
+    // Elsewhere there is no ./profiles: no profiles, a warning on stderr only, and the
+    // profile asked for is unknown.
+    let out = run(&["--profile", profile], &dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no profiles"));
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["issue"][0]["code"], "not-found");
+    // --profiles-dir from anywhere; a directory that is not there is an error.
+    let profiles = format!("{repo}/profiles");
+    let out = run(&["--profile", profile, "--profiles-dir", &profiles], &dir);
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["issue"][0]["expression"][0], "Encounter.period.end");
+    let out = run(&["--profiles-dir", "/nonexistent/profiles"], &dir);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("profiles_dir"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_malformed_profile_stops_the_server_at_start() {
+    let dir = temp_dir("bad-profile");
+    std::fs::write(
+        dir.join("broken.json"),
+        "{\"resourceType\": \"StructureDefinition\"",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--profiles-dir"])
+        .arg(&dir)
+        .env(
+            "HANDOFF_DATABASE_URL",
+            format!("sqlite:{}", dir.join("s.db").display()),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.json"));
+    let _ = std::fs::remove_dir_all(dir);
+}
