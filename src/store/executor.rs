@@ -182,15 +182,12 @@ async fn plan<T: Tx>(tx: &mut T, op: WriteOp) -> Result<(Plan, Option<String>), 
             let rtype = resource_type(&resource)?;
             if let Some(q) = if_none_exist {
                 tx.lock_conditional(&rtype).await?;
-                match single_match(tx, &q).await? {
-                    Some(id) => {
-                        let existing = tx
-                            .load(&rtype, &id)
-                            .await?
-                            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-                        return Ok((Plan::Existing(existing), full_url));
-                    }
-                    None => {}
+                if let Some(id) = single_match(tx, &q).await? {
+                    let existing = tx
+                        .load(&rtype, &id)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+                    return Ok((Plan::Existing(existing), full_url));
                 }
             }
             let id = new_id();

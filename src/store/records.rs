@@ -76,6 +76,9 @@ async fn sync_task<T: Tx>(tx: &mut T, v: &StoredResource, task: &Value) -> Resul
     let Some(sr_id) = task_target(task) else {
         return Ok(());
     };
+    // Lock the ServiceRequest's row (PostgreSQL: FOR UPDATE) so that writes of the
+    // referral's Task and of its ServiceRequest apply to its record one at a time.
+    tx.current("ServiceRequest", &sr_id).await?;
     let Some(prior) = load(tx, RecordKind::Referral, &sr_id).await? else {
         // The ServiceRequest is not (yet) here; when it is written it finds this Task.
         return Ok(());

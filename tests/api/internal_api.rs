@@ -92,7 +92,7 @@ async fn illegal_changes_through_the_api_are_conflicts(app: TestApp) {
     assert_eq!(status, 409, "{p}");
     assert_eq!(p["status"], 409);
     assert!(p["detail"].as_str().unwrap().contains("is rejected; it cannot become accepted"), "{p}");
-    assert_eq!(p["errors"][0]["at"], "Bundle.entry[1]", "{p}");
+    assert_eq!(p["errors"][0]["at"], "ServiceRequest.status", "{p}");
     let (_, now) = app.api(Method::GET, &path, None).await;
     assert_eq!(now["status"], "rejected");
     assert_eq!(app.event_names().await, ["ReferralRequested", "ReferralRejected"]);

@@ -90,7 +90,12 @@ impl From<ApiError> for Problem {
 }
 
 impl From<StoreError> for Problem {
+    /// The API's writes are FHIR transactions underneath; their callers sent no
+    /// Bundle, so the error is reported as the entry's own (its FHIR element path).
     fn from(e: StoreError) -> Problem {
-        ApiError::from(e).into()
+        match e {
+            StoreError::Entry { source, .. } => Problem::from(*source),
+            e => ApiError::from(e).into(),
+        }
     }
 }
