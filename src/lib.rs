@@ -8,12 +8,15 @@
 //! - [`records`]: coordination records (referral, transition, care plan, consent)
 //!   and their translation to and from FHIR.
 //! - [`store`]: the storage trait and its SQLite and PostgreSQL backends.
+//! - [`notify`]: subscriptions' pure parts: notification Bundles, webhook signatures,
+//!   the subscriber endpoint policy.
 //! - [`bench`]: the `handoff bench` load generator.
 
 pub mod api;
 pub mod bench;
 pub mod config;
 pub mod fhir;
+pub mod notify;
 pub mod records;
 pub mod startup;
 pub mod store;

@@ -1,0 +1,13 @@
+//! Subscriptions and notification delivery (issue #4): the pure parts.
+//!
+//! - [`bundle`]: notification Bundles and `$status` answers as the Subscriptions
+//!   Backport IG (STU 1.1, R4 form) profiles them.
+//! - [`sign`]: webhook signatures in the Standard Webhooks style (HMAC-SHA256 over
+//!   `{id}.{timestamp}.{body}`); receivers read `docs/webhooks.md`.
+//! - [`ssrf`]: which subscriber endpoints the gateway may call, and the addresses to
+//!   pin the connection to.
+//!
+//! Nothing here touches the store or the network beyond a DNS lookup; the outbox,
+//! the delivery worker and the HTTP handlers call these functions.
+
+pub mod bundle;
