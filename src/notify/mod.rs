@@ -11,3 +11,4 @@
 //! the delivery worker and the HTTP handlers call these functions.
 
 pub mod bundle;
+pub mod sign;
