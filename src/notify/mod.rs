@@ -12,3 +12,4 @@
 
 pub mod bundle;
 pub mod sign;
+pub mod ssrf;
