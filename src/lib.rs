@@ -8,6 +8,8 @@
 //! - [`records`]: coordination records (referral, transition, care plan, consent)
 //!   and their translation to and from FHIR.
 //! - [`store`]: the storage trait and its SQLite and PostgreSQL backends.
+//! - [`topics`]: the SubscriptionTopics the gateway offers and Backport-profile
+//!   Subscriptions read against them (issue #4).
 //! - [`bench`]: the `handoff bench` load generator.
 
 pub mod api;
@@ -18,3 +20,4 @@ pub mod records;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod topics;
