@@ -8,8 +8,10 @@
 //! - [`records`]: coordination records (referral, transition, care plan, consent)
 //!   and their translation to and from FHIR.
 //! - [`store`]: the storage trait and its SQLite and PostgreSQL backends.
-//! - [`notify`]: subscriptions' pure parts: notification Bundles, webhook signatures,
-//!   the subscriber endpoint policy.
+//! - [`notify`]: notification delivery: Bundles, webhook signatures, the subscriber
+//!   endpoint policy, the delivery worker.
+//! - [`topics`]: the SubscriptionTopics the gateway offers and Backport-profile
+//!   Subscriptions read against them (issue #4).
 //! - [`bench`]: the `handoff bench` load generator.
 
 pub mod api;
@@ -21,3 +23,4 @@ pub mod records;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod topics;
