@@ -35,6 +35,21 @@ pub struct Settings {
     /// start, relative to the working directory. None: `profiles` if it exists (no
     /// profiles otherwise); a directory given explicitly must exist.
     pub profiles_dir: Option<PathBuf>,
+    /// Let subscriptions notify loopback, private and link-local addresses (demos and
+    /// tests; never in production: it opens the gateway to SSRF).
+    pub allow_private_subscribers: bool,
+    /// Subscriber hosts allowed even though they resolve to private addresses.
+    pub subscriber_allow_hosts: Vec<String>,
+    /// Waits (milliseconds) before each retry of a failed notification (±20% jitter);
+    /// after the last the notification is dead-lettered and the subscription goes to
+    /// `error`.
+    pub delivery_retry_ms: Vec<u64>,
+    /// The longest a subscriber's Retry-After is honoured (seconds).
+    pub delivery_max_retry_after_secs: u64,
+    /// Notifications in flight at once.
+    pub delivery_concurrency: usize,
+    /// Per-request timeout when the subscription sets none (seconds).
+    pub delivery_timeout_secs: u64,
 }
 
 impl Default for Settings {
@@ -50,6 +65,12 @@ impl Default for Settings {
             http_workers: 0,
             log_format: "pretty".into(),
             profiles_dir: None,
+            allow_private_subscribers: false,
+            subscriber_allow_hosts: Vec::new(),
+            delivery_retry_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000],
+            delivery_max_retry_after_secs: 3600,
+            delivery_concurrency: 32,
+            delivery_timeout_secs: 10,
         }
     }
 }
@@ -75,6 +96,7 @@ impl fmt::Debug for Settings {
             .field("db_pool_size", &self.db_pool_size)
             .field("group_commit_max", &self.group_commit_max)
             .field("profiles_dir", &self.profiles_dir)
+            .field("allow_private_subscribers", &self.allow_private_subscribers)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +108,7 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub log_format: Option<String>,
     pub profiles_dir: Option<PathBuf>,
+    pub allow_private_subscribers: bool,
 }
 
 impl Settings {
@@ -110,6 +133,9 @@ impl Settings {
         if let Some(v) = &overrides.profiles_dir {
             s.profiles_dir = Some(v.clone());
         }
+        if overrides.allow_private_subscribers {
+            s.allow_private_subscribers = true;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -126,6 +152,9 @@ impl Settings {
         }
         if self.group_commit_max == 0 || self.db_pool_size == 0 {
             bail!("group_commit_max and db_pool_size must be positive");
+        }
+        if self.delivery_concurrency == 0 || self.delivery_timeout_secs == 0 {
+            bail!("delivery_concurrency and delivery_timeout_secs must be positive");
         }
         if !matches!(self.log_format.as_str(), "pretty" | "json") {
             bail!("log_format must be 'pretty' or 'json'");

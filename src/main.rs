@@ -29,6 +29,9 @@ struct Cli {
     /// when it exists]; a directory given here must exist.
     #[arg(long, global = true, env = "HANDOFF_PROFILES_DIR")]
     profiles_dir: Option<PathBuf>,
+    /// Allow subscriber endpoints on loopback/private addresses (demos, tests).
+    #[arg(long, global = true, env = "HANDOFF_ALLOW_PRIVATE_SUBSCRIBERS")]
+    allow_private_subscribers: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         database_url: cli.database_url,
         log_format: cli.log_format,
         profiles_dir: cli.profiles_dir,
+        allow_private_subscribers: cli.allow_private_subscribers,
     };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
     telemetry::init(&settings.log_format);

@@ -11,6 +11,8 @@ use anyhow::Context;
 use crate::api;
 use crate::config::{redact_url, Settings};
 use crate::fhir::profiles::Profiles;
+use crate::notify::ssrf::EndpointPolicy;
+use crate::notify::worker::{self, DeliverySettings};
 use crate::store::{self, Store, StoreSettings};
 
 /// What every handler can reach.
@@ -19,6 +21,17 @@ pub struct AppState {
     pub settings: Settings,
     /// The gateway's profiles, loaded once at start.
     pub profiles: Arc<Profiles>,
+    /// Which subscriber endpoints may be notified.
+    pub endpoint_policy: EndpointPolicy,
+}
+
+fn endpoint_policy(settings: &Settings) -> EndpointPolicy {
+    EndpointPolicy {
+        allow_private: settings.allow_private_subscribers,
+        allow_hosts: settings.subscriber_allow_hosts.clone(),
+        // Plain http only where private targets are allowed (local demos and tests).
+        require_https: !settings.allow_private_subscribers,
+    }
 }
 
 /// The configured profiles, with what is worth knowing about them logged.
@@ -39,6 +52,8 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Arc<dyn Store>,
+    stop_worker: tokio::sync::watch::Sender<bool>,
+    worker: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -66,6 +81,28 @@ impl Application {
             .with_context(|| format!("binding {}", settings.http_addr))?;
         let port = listener.local_addr()?.port();
         tracing::info!(port, backend = store.backend(), "handoff listening");
+        api::subscriptions::seed_topics(&*store)
+            .await
+            .context("storing the subscription topics")?;
+        let base_url = match &settings.public_base_url {
+            Some(b) => format!("{}/fhir", b.trim_end_matches('/')),
+            None => format!("http://{}/fhir", listener.local_addr()?),
+        };
+        let delivery = DeliverySettings {
+            concurrency: settings.delivery_concurrency,
+            retry_schedule: settings
+                .delivery_retry_ms
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
+            max_retry_after: Duration::from_secs(settings.delivery_max_retry_after_secs),
+            lease: Duration::from_secs(settings.delivery_timeout_secs * 3 + 30),
+            default_timeout: Duration::from_secs(settings.delivery_timeout_secs),
+            policy: endpoint_policy(&settings),
+            base_url,
+        };
+        let (stop_worker, stop_rx) = tokio::sync::watch::channel(false);
+        let worker = worker::spawn(store.clone(), store.signal(), delivery, stop_rx);
         let workers = if settings.http_workers == 0 {
             num_cpus()
         } else {
@@ -73,6 +110,7 @@ impl Application {
         };
         let state = web::Data::new(AppState {
             store: store.clone(),
+            endpoint_policy: endpoint_policy(&settings),
             settings,
             profiles,
         });
@@ -88,6 +126,8 @@ impl Application {
             port,
             server,
             store,
+            stop_worker,
+            worker,
         })
     }
 
@@ -103,8 +143,13 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serve until stopped, then let the delivery worker finish what it has in flight
+    /// (what it has not finished is delivered after the next start).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let _ = self.stop_worker.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.worker).await;
+        served
     }
 }
 

@@ -236,6 +236,17 @@ async fn transaction(
             Action::Read { rtype, id, version } => reads.push((i, rtype, id, version)),
         }
     }
+    for (k, op) in ops.iter().enumerate() {
+        if let Err(mut e) = super::subscriptions::check_write(state, op).await {
+            let entry = write_ix.get(k).copied().unwrap_or(k);
+            for issue in &mut e.issues {
+                let inner = issue.expression.take().unwrap_or_default();
+                let inner = inner.split_once('.').map(|(_, rest)| format!(".{rest}")).unwrap_or_default();
+                issue.expression = Some(format!("Bundle.entry[{entry}].resource{inner}"));
+            }
+            return Err(e);
+        }
+    }
     let outcomes = if ops.is_empty() {
         Vec::new()
     } else {
@@ -275,12 +286,15 @@ async fn batch(ctx: &Ctx, state: &State, entries: Vec<Value>) -> Result<HttpResp
             Ok(Action::Read { rtype, id, version }) => read_entry(ctx, state, &rtype, &id, version)
                 .await
                 .unwrap_or_else(|e| error_entry(ctx, e)),
-            Ok(Action::Write(op)) => match state.store.commit(vec![op]).await {
-                Ok(mut o) => o
-                    .pop()
-                    .map(|o| outcome_entry(ctx, o))
-                    .unwrap_or(Value::Null),
-                Err(err) => error_entry(ctx, err.into()),
+            Ok(Action::Write(op)) => match super::subscriptions::check_write(state, &op).await {
+                Err(err) => error_entry(ctx, err),
+                Ok(()) => match state.store.commit(vec![op]).await {
+                    Ok(mut o) => o
+                        .pop()
+                        .map(|o| outcome_entry(ctx, o))
+                        .unwrap_or(Value::Null),
+                    Err(err) => error_entry(ctx, err.into()),
+                },
             },
         };
         out.push(entry);
@@ -325,6 +339,9 @@ fn outcome_entry(ctx: &Ctx, o: WriteOutcome) -> Value {
                 r["etag"] = json!(format!("W/\"{v}\""));
             }
             json!({ "response": r })
+        }
+        WriteOutcome::Claimed(_) | WriteOutcome::Finished(_) => {
+            error_entry(ctx, super::rest::internal_outcome())
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod operations;
 pub mod rest;
 pub mod search;
+pub mod subscriptions;
 pub mod v1;
 
 use actix_web::http::StatusCode;
@@ -48,6 +49,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/{type}/_search")
                         .post(search::search_post)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Subscription/$status")
+                        .route(web::get().to(subscriptions::status))
+                        .route(web::post().to(subscriptions::status))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Subscription/{id}/$status")
+                        .route(web::get().to(subscriptions::status))
+                        .route(web::post().to(subscriptions::status))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Subscription/{id}/$events")
+                        .route(web::get().to(subscriptions::events))
+                        .route(web::post().to(subscriptions::events))
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

@@ -151,7 +151,19 @@ pub fn outcome_response(ctx: &Ctx, outcome: WriteOutcome) -> HttpResponse {
             }
             b.finish()
         }
+        WriteOutcome::Claimed(_) | WriteOutcome::Finished(_) => {
+            ctx.error(internal_outcome())
+        }
     }
+}
+
+/// Outbox outcomes never answer a request; if one did, it is a bug, not the client's.
+pub fn internal_outcome() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        IssueCode::Exception,
+        "unexpected store outcome",
+    )
 }
 
 /// A search query for a conditional interaction; strict (unknown parameters refused).
@@ -171,6 +183,9 @@ fn conditional_query(rtype: &str, q: &str, what: &str) -> Result<SearchQuery, Ap
 }
 
 async fn single(state: &AppState, ops: Vec<WriteOp>) -> Result<WriteOutcome, ApiError> {
+    for op in &ops {
+        super::subscriptions::check_write(state, op).await?;
+    }
     let mut out = state.store.commit(ops).await?;
     out.pop().ok_or_else(|| {
         ApiError::new(

@@ -44,7 +44,13 @@ pub fn capability_statement(base: &str, profiles: &Profiles) -> Value {
                 .filter(|p| p.kind == ParamKind::Reference)
                 .map(|p| format!("{rtype}:{}", p.name))
                 .collect();
-            let interactions: Vec<Value> = INTERACTIONS.iter().map(|c| json!({"code": c})).collect();
+            // Basic holds the gateway's SubscriptionTopics: read-only.
+            let read_only = *rtype == "Basic";
+            let interactions: Vec<Value> = INTERACTIONS
+                .iter()
+                .filter(|c| !read_only || !matches!(**c, "update" | "delete" | "create"))
+                .map(|c| json!({"code": c}))
+                .collect();
             let mut resource = json!({
                 "type": rtype,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{rtype}"),
@@ -64,6 +70,23 @@ pub fn capability_statement(base: &str, profiles: &Profiles) -> Value {
             if let Some(urls) = by_type.get(rtype) {
                 resource["supportedProfile"] = json!(urls);
             }
+            if read_only {
+                for k in ["updateCreate", "conditionalCreate", "conditionalUpdate"] {
+                    resource[k] = json!(false);
+                }
+                resource["conditionalDelete"] = json!("not-supported");
+            }
+            if *rtype == "Subscription" {
+                resource["extension"] = json!(crate::topics::catalog::all()
+                    .iter()
+                    .map(|t| json!({"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/capabilitystatement-subscriptiontopic-canonical",
+                        "valueCanonical": t.url}))
+                    .collect::<Vec<_>>());
+                resource["operation"].as_array_mut().expect("an array").extend([
+                    json!({"name": "status", "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status"}),
+                    json!({"name": "events", "definition": "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events"}),
+                ]);
+            }
             resource
         })
         .collect();
@@ -73,6 +96,7 @@ pub fn capability_statement(base: &str, profiles: &Profiles) -> Value {
         "date": env!("HANDOFF_BUILD_DATE"),
         "publisher": "handoff",
         "kind": "instance",
+        "instantiates": ["http://hl7.org/fhir/uv/subscriptions-backport/CapabilityStatement/backport-subscription-server-r4"],
         "software": {"name": "handoff", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": "handoff care-coordination gateway", "url": base},
         "fhirVersion": "4.0.1",

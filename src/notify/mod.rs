@@ -7,9 +7,12 @@
 //! - [`ssrf`]: which subscriber endpoints the gateway may call, and the addresses to
 //!   pin the connection to.
 //!
-//! Nothing here touches the store or the network beyond a DNS lookup; the outbox,
-//! the delivery worker and the HTTP handlers call these functions.
+//! - [`worker`]: the delivery loop: claims due outbox rows (`store::outbox`), sends
+//!   them signed, retries, dead-letters.
+//!
+//! Only the worker touches the store and the network (beyond a DNS lookup).
 
 pub mod bundle;
 pub mod sign;
 pub mod ssrf;
+pub mod worker;

@@ -19,10 +19,28 @@ macro_rules! row_helpers {
                     Bind::Text(s) => q.bind(s.as_str()),
                     Bind::OptText(s) => q.bind(s.as_deref()),
                     Bind::Int(i) => q.bind(*i),
+                    Bind::OptInt(i) => q.bind(*i),
                     Bind::Bool(v) => q.bind(*v),
                 };
             }
             q
+        }
+
+        /// A domain event from the ten columns starting at `at` (see `records::list_events`).
+        pub(super) fn event(row: &$row, at: usize) -> Result<$crate::store::EventRow, sqlx::Error> {
+            use sqlx::Row;
+            Ok($crate::store::records::event_row(
+                row.try_get(at)?,
+                row.try_get(at + 1)?,
+                row.try_get(at + 2)?,
+                row.try_get(at + 3)?,
+                row.try_get(at + 4)?,
+                row.try_get(at + 5)?,
+                row.try_get(at + 6)?,
+                row.try_get(at + 7)?,
+                row.try_get(at + 8)?,
+                row.try_get(at + 9)?,
+            ))
         }
 
         pub(super) fn stored(row: &$row) -> Result<$crate::store::StoredResource, sqlx::Error> {
@@ -142,23 +160,53 @@ macro_rules! impl_store {
                 &self,
                 q: &$crate::store::EventQuery,
             ) -> Result<Vec<$crate::store::EventRow>, $crate::store::StoreError> {
-                use sqlx::Row;
                 let rows = self.fetch(&$crate::store::records::list_events(q)).await?;
                 rows.iter()
+                    .map(|r| event(r, 0))
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Into::into)
+            }
+
+            async fn subscription_states(
+                &self,
+                id: Option<&str>,
+            ) -> Result<Vec<$crate::store::outbox::SubState>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::outbox::SELECT_STATES)
+                    .bind(id.unwrap_or(""))
+                    .fetch_all(&self.$pool)
+                    .await?;
+                rows.iter()
                     .map(|r| {
-                        Ok($crate::store::records::event_row(
-                            r.try_get(0)?,
-                            r.try_get(1)?,
-                            r.try_get(2)?,
-                            r.try_get(3)?,
-                            r.try_get(4)?,
-                            r.try_get(5)?,
-                            r.try_get(6)?,
-                            r.try_get(7)?,
-                            r.try_get(8)?,
-                            r.try_get(9)?,
-                        ))
+                        Ok($crate::store::outbox::SubState {
+                            id: r.try_get(0)?,
+                            topic: r.try_get(1)?,
+                            status: r.try_get(2)?,
+                            events_since_start: r.try_get(3)?,
+                            error: r.try_get(4)?,
+                        })
                     })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Into::into)
+            }
+
+            async fn subscription_events(
+                &self,
+                id: &str,
+                from: i64,
+                to: i64,
+                limit: i64,
+            ) -> Result<Vec<(i64, $crate::store::EventRow)>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let rows = sqlx::query($crate::store::outbox::SELECT_SUB_EVENTS)
+                    .bind(id)
+                    .bind(from)
+                    .bind(to)
+                    .bind(limit)
+                    .fetch_all(&self.$pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, event(r, 1)?)))
                     .collect::<Result<_, sqlx::Error>>()
                     .map_err(Into::into)
             }

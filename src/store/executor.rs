@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::sql::Sql;
-use super::{records, StoreError, StoredResource, WriteOp, WriteOutcome};
+use super::{outbox, records, OutboxOp, StoreError, StoredResource, WriteOp, WriteOutcome};
 use crate::fhir::search::{dates, index_entries, IndexEntry, SearchQuery};
 
 /// What an executor needs from an open transaction.
@@ -35,6 +35,40 @@ pub trait Tx: Send {
     async fn exec(&mut self, s: &Sql) -> Result<(), StoreError>;
     /// The first column of the first row, as text.
     async fn fetch_text(&mut self, s: &Sql) -> Result<Option<String>, StoreError>;
+    /// Every row, each column as a [`Cell`] (integers, text, NULL).
+    async fn fetch_rows(&mut self, s: &Sql) -> Result<Vec<Vec<Cell>>, StoreError>;
+    /// `" FOR UPDATE SKIP LOCKED"` where rows can be claimed concurrently (PostgreSQL);
+    /// empty where one writer already serialises every claim (SQLite).
+    fn skip_locked(&self) -> &'static str;
+}
+
+/// A column value read inside a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl Cell {
+    pub fn int(&self) -> Option<i64> {
+        match self {
+            Cell::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Cell::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Cell::Text(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 enum Plan {
@@ -55,8 +89,14 @@ enum Plan {
 
 pub async fn execute<T: Tx>(
     tx: &mut T,
-    ops: Vec<WriteOp>,
+    mut ops: Vec<WriteOp>,
 ) -> Result<Vec<WriteOutcome>, StoreError> {
+    if let [WriteOp::Outbox(_)] = ops.as_slice() {
+        let Some(WriteOp::Outbox(op)) = ops.pop() else {
+            unreachable!("matched just above")
+        };
+        return Ok(vec![outbox_op(tx, op).await?]);
+    }
     let many = ops.len() > 1;
     let wrap = |index: usize, e: StoreError| {
         if many {
@@ -74,6 +114,7 @@ pub async fn execute<T: Tx>(
         WriteOp::Delete { .. } | WriteOp::ConditionalDelete { .. } => 0,
         WriteOp::Create { .. } => 1,
         WriteOp::Update { .. } | WriteOp::ConditionalUpdate { .. } => 2,
+        WriteOp::Outbox(_) => 3,
     });
 
     // 1. Resolve every op to a plan; note the fullUrl -> Type/id mapping.
@@ -124,6 +165,9 @@ pub async fn execute<T: Tx>(
                     records::remove(tx, &tomb.rtype, &tomb.id)
                         .await
                         .map_err(|e| wrap(i, e))?;
+                    if tomb.rtype == "Subscription" {
+                        outbox::remove(tx, &tomb.id, now).await.map_err(|e| wrap(i, e))?;
+                    }
                     WriteOutcome::Deleted {
                         rtype: tomb.rtype,
                         id: tomb.id,
@@ -142,6 +186,11 @@ pub async fn execute<T: Tx>(
                     rewrite_references(&mut resource, &urls);
                 }
                 let version = prior.map(|(v, _)| v + 1).unwrap_or(1);
+                let subscription = if rtype == "Subscription" {
+                    Some(outbox::prepare(tx, &id, &mut resource).await.map_err(|e| wrap(i, e))?)
+                } else {
+                    None
+                };
                 stamp(&mut resource, &id, version, now);
                 let index = index_entries(&rtype, &resource);
                 let body = serde_json::to_string(&resource).expect("JSON values always serialise");
@@ -160,6 +209,9 @@ pub async fn execute<T: Tx>(
                 records::sync(tx, &stored, &resource)
                     .await
                     .map_err(|e| wrap(i, e))?;
+                if let Some(p) = subscription {
+                    outbox::save(tx, &stored, p).await.map_err(|e| wrap(i, e))?;
+                }
                 if created {
                     WriteOutcome::Created(stored)
                 } else {
@@ -170,6 +222,67 @@ pub async fn execute<T: Tx>(
         outcomes[i] = Some(outcome);
     }
     Ok(outcomes.into_iter().map(|o| o.expect("applied")).collect())
+}
+
+async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOutcome, StoreError> {
+    match op {
+        OutboxOp::Claim {
+            now,
+            lease_until,
+            limit,
+        } => Ok(WriteOutcome::Claimed(
+            outbox::claim(tx, now, lease_until, limit).await?,
+        )),
+        OutboxOp::Finish {
+            claimed,
+            attempt,
+            next,
+        } => {
+            let status = outbox::finish(tx, &claimed, &attempt, &next).await?;
+            if let Some(status) = status {
+                // The Subscription resource says what the server now says.
+                let error = match &next {
+                    outbox::Next::Dead(why) => Some(why.as_str()),
+                    _ => None,
+                };
+                let id = &claimed.subscription_id;
+                tx.current("Subscription", id).await?; // locks the row on PostgreSQL
+                if let Some(current) = tx.load("Subscription", id).await?.filter(|s| !s.deleted) {
+                    if let Some(body) = current.json() {
+                        if body["status"] != "off" {
+                            let updated = outbox::with_status(body, status, error);
+                            write_version(tx, "Subscription", id, updated, current.version + 1, attempt.at)
+                                .await?;
+                        }
+                    }
+                }
+            }
+            Ok(WriteOutcome::Finished(status))
+        }
+    }
+}
+
+/// Write a new version the server itself makes (no hooks run).
+async fn write_version<T: Tx>(
+    tx: &mut T,
+    rtype: &str,
+    id: &str,
+    mut resource: Value,
+    version: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    stamp(&mut resource, id, version, now);
+    let index = index_entries(rtype, &resource);
+    let body = serde_json::to_string(&resource).expect("JSON values always serialise");
+    let stored = StoredResource {
+        rtype: rtype.to_owned(),
+        id: id.to_owned(),
+        version,
+        last_updated: now,
+        deleted: false,
+        body: Some(body.into()),
+    };
+    tx.write(&stored, &index, true).await
 }
 
 async fn plan<T: Tx>(tx: &mut T, op: WriteOp) -> Result<(Plan, Option<String>), StoreError> {
@@ -264,6 +377,11 @@ async fn plan<T: Tx>(tx: &mut T, op: WriteOp) -> Result<(Plan, Option<String>), 
             let prior = tx.current(&rtype, &id).await?;
             check_if_match(&rtype, &id, if_match, prior)?;
             (Plan::Delete { rtype, id, prior }, None)
+        }
+        WriteOp::Outbox(_) => {
+            return Err(StoreError::Conflict(
+                "outbox work cannot be part of a transaction".into(),
+            ))
         }
         WriteOp::ConditionalDelete { query } => {
             tx.lock_conditional(&query.rtype).await?;

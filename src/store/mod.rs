@@ -11,6 +11,7 @@
 #[macro_use]
 mod backend;
 pub mod executor;
+pub mod outbox;
 pub mod postgres;
 pub mod records;
 pub mod sql;
@@ -81,6 +82,22 @@ pub enum WriteOp {
     ConditionalDelete {
         query: SearchQuery,
     },
+    /// Server-internal work on the notification outbox; never built from a request.
+    Outbox(OutboxOp),
+}
+
+#[derive(Debug, Clone)]
+pub enum OutboxOp {
+    Claim {
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    },
+    Finish {
+        claimed: Box<outbox::Claimed>,
+        attempt: outbox::Attempt,
+        next: outbox::Next,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +106,10 @@ pub enum WriteOutcome {
     Updated(StoredResource),
     /// A conditional create matched this existing resource; nothing was written.
     Existing(StoredResource),
+    /// Rows claimed from the outbox.
+    Claimed(Vec<outbox::Claimed>),
+    /// An outbox row finished; the subscription's new status, if it changed.
+    Finished(Option<&'static str>),
     /// Deleted; `version` is the tombstone's version, None when nothing existed.
     Deleted {
         rtype: String,
@@ -200,8 +221,26 @@ pub trait Store: Send + Sync + 'static {
     /// One page of records' JSON and the total matching.
     async fn records(&self, q: &RecordQuery) -> Result<(Vec<String>, u64), StoreError>;
     async fn events(&self, q: &EventQuery) -> Result<Vec<EventRow>, StoreError>;
+    /// Subscriptions' server state: one (`id`) or all.
+    async fn subscription_states(&self, id: Option<&str>) -> Result<Vec<outbox::SubState>, StoreError>;
+    /// The events notified to a subscription with numbers in `from..=to`, oldest first.
+    async fn subscription_events(
+        &self,
+        id: &str,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, EventRow)>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     fn backend(&self) -> &'static str;
+    /// Pinged after every commit that may have made deliveries due (anything but a
+    /// claim): the delivery worker waits on it.
+    fn signal(&self) -> Arc<tokio::sync::Notify>;
+}
+
+/// Whether a commit of `ops` may have made deliveries due.
+pub fn wakes_worker(ops: &[WriteOp]) -> bool {
+    !matches!(ops, [WriteOp::Outbox(OutboxOp::Claim { .. })])
 }
 
 /// Open (and migrate) the store named by `url`.

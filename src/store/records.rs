@@ -21,7 +21,7 @@ const UPSERT_RECORD: &str = "INSERT INTO records (kind, id, patient, status, upd
 const DELETE_RECORD: &str = "DELETE FROM records WHERE kind = $1 AND id = $2";
 const INSERT_EVENT: &str = "INSERT INTO domain_events \
      (event, record_kind, record_id, rtype, rid, version, patient, at, detail) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq";
 
 fn stmt(text: &str, binds: Vec<Bind>) -> Sql {
     Sql {
@@ -139,7 +139,7 @@ async fn save<T: Tx>(
     for e in events {
         let detail = json!({"from": prior.map(Record::status), "to": next.status()});
         tracing::info!(event = e.as_str(), kind = kind.as_str(), id = %id, "domain event");
-        tx.exec(&stmt(
+        let rows = tx.fetch_rows(&stmt(
             INSERT_EVENT,
             vec![
                 Bind::Text(e.as_str().into()),
@@ -154,6 +154,8 @@ async fn save<T: Tx>(
             ],
         ))
         .await?;
+        let seq = rows.first().and_then(|r| r[0].int()).unwrap_or(0);
+        super::outbox::match_event(tx, seq, e.as_str(), next, v.last_updated).await?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ pub enum Bind {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
     Bool(bool),
 }
 

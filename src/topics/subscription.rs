@@ -60,7 +60,7 @@ pub const CONTENT_CODES: [&str; 3] = ["empty", "id-only", "full-resource"];
 
 /// One filter: `Encounter?patient=Patient/123` is resource `Encounter`, param
 /// `patient`, value `Patient/123`. A subscription's filters are ANDed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Filter {
     pub resource: String,
     pub param: String,
@@ -69,7 +69,7 @@ pub struct Filter {
 }
 
 /// How notifications reach the subscriber (see the module doc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Channel {
     /// Backport notification Bundles POSTed to the endpoint.
     RestHook,
@@ -78,7 +78,8 @@ pub enum Channel {
 }
 
 /// What a subscriber asked for, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Stored as JSON in the `subscriptions` row (see `store::outbox`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SubscriptionSpec {
     /// The topic's canonical URL (as the catalog spells it).
     pub topic: String,

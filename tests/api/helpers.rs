@@ -82,6 +82,9 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> 
         db_pool_size: 4,
         // The repository's profiles, wherever the tests run from.
         profiles_dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles").into()),
+        // Subscribers in tests are local HTTP servers; retries come quickly.
+        allow_private_subscribers: true,
+        delivery_retry_ms: vec![100, 200, 400, 800, 1600],
         ..Default::default()
     };
     let mut store_settings = StoreSettings::default();
@@ -237,6 +240,14 @@ impl TestApp {
         let v: Value = r.json().await.unwrap();
         assert_eq!(status, 200, "search {path} failed: {v}");
         v
+    }
+
+    /// The system history's size without the gateway's own SubscriptionTopics (Basic
+    /// resources stored at start): what clients have written.
+    pub async fn client_history_total(&self) -> u64 {
+        let all = self.search("_history?_count=0").await["total"].as_u64().unwrap();
+        let topics = self.search("Basic/_history?_count=0").await["total"].as_u64().unwrap();
+        all - topics
     }
 
     /// A call to the internal API (`/api/v1/...`): status and JSON body.

@@ -67,7 +67,7 @@ async fn post(app: &TestApp, body: &Value) -> (u16, Value) {
 }
 
 async fn history_total(app: &TestApp) -> u64 {
-    app.search("_history").await["total"].as_u64().unwrap()
+    app.client_history_total().await
 }
 
 async fn incomplete_records_are_refused_and_not_stored(app: TestApp) {

@@ -221,6 +221,19 @@ static ENDPOINT: &[ParamDef] = &[
     r("organization", &["managingOrganization"], &["Organization"]),
 ];
 
+static SUBSCRIPTION: &[ParamDef] = &[
+    p("status", Token, &["status"]),
+    p("url", Token, &["channel.endpoint"]),
+    p("criteria", Str, &["criteria"]),
+    p("type", Token, &["channel.type"]),
+];
+
+/// The gateway's SubscriptionTopics in their R4 form (read-only, see `topics`).
+static BASIC: &[ParamDef] = &[
+    p("code", Token, &["code"]),
+    p("identifier", Token, &["identifier"]),
+];
+
 /// The resource types the REST API serves, with their search parameters.
 pub static SUPPORTED: &[(&str, &[ParamDef])] = &[
     ("CarePlan", CAREPLAN),
@@ -233,6 +246,8 @@ pub static SUPPORTED: &[(&str, &[ParamDef])] = &[
     ("PractitionerRole", PRACTITIONERROLE),
     ("Organization", ORGANIZATION),
     ("Endpoint", ENDPOINT),
+    ("Subscription", SUBSCRIPTION),
+    ("Basic", BASIC),
 ];
 
 pub fn is_supported(rtype: &str) -> bool {

@@ -13,13 +13,14 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Executor, Row};
 
-use super::executor::{self, Tx};
+use super::executor::{self, Cell, Tx};
 use super::sql;
 use super::{StoreError, StoreSettings, StoredResource, WriteOp, WriteOutcome};
 use crate::fhir::search::{IndexEntry, SearchQuery};
 
 pub struct PgStore {
     pool: PgPool,
+    signal: std::sync::Arc<tokio::sync::Notify>,
 }
 
 const RETRIES: usize = 3;
@@ -49,7 +50,10 @@ impl PgStore {
         sqlx::migrate!("src/store/postgres/migrations")
             .run(&pool)
             .await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            signal: Default::default(),
+        })
     }
 
     async fn fetch(&self, s: &sql::Sql) -> Result<Vec<PgRow>, StoreError> {
@@ -87,13 +91,24 @@ fn retryable(e: &StoreError) -> bool {
 
 impl_store!(PgStore, pool, {
     async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        let wake = super::wakes_worker(&ops);
         let mut attempt = 0;
         loop {
             match self.commit_once(ops.clone()).await {
                 Err(e) if retryable(&e) && attempt + 1 < RETRIES => attempt += 1,
+                Ok(out) => {
+                    if wake {
+                        self.signal.notify_one();
+                    }
+                    return Ok(out);
+                }
                 other => return other,
             }
         }
+    }
+
+    fn signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.signal.clone()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -168,6 +183,32 @@ impl Tx for PgTx<'_> {
             .execute(&mut *self.0)
             .await?;
         Ok(())
+    }
+
+    async fn fetch_rows(&mut self, s: &sql::Sql) -> Result<Vec<Vec<Cell>>, StoreError> {
+        use sqlx::{Column, TypeInfo};
+        let rows = bind_all(sqlx::query(&s.text), &s.binds)
+            .fetch_all(&mut *self.0)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut cells = Vec::with_capacity(r.columns().len());
+            for (i, c) in r.columns().iter().enumerate() {
+                cells.push(match c.type_info().name() {
+                    "INT8" | "INT4" | "INT2" => r.try_get::<Option<i64>, _>(i).map(|v| v.map_or(Cell::Null, Cell::Int)).or_else(|_| {
+                        r.try_get::<Option<i32>, _>(i).map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
+                    })?,
+                    "BOOL" => r.try_get::<Option<bool>, _>(i)?.map_or(Cell::Null, |b| Cell::Int(b.into())),
+                    _ => r.try_get::<Option<String>, _>(i)?.map_or(Cell::Null, Cell::Text),
+                });
+            }
+            out.push(cells);
+        }
+        Ok(out)
+    }
+
+    fn skip_locked(&self) -> &'static str {
+        " FOR UPDATE SKIP LOCKED"
     }
 
     async fn fetch_text(&mut self, s: &sql::Sql) -> Result<Option<String>, StoreError> {

@@ -24,6 +24,7 @@ use super::{StoreError, StoreSettings, WriteOp, WriteOutcome};
 pub struct SqliteStore {
     reads: SqlitePool,
     jobs: mpsc::Sender<writer::Job>,
+    signal: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -54,7 +55,11 @@ impl SqliteStore {
             .await?;
         let file = options.get_filename().to_owned();
         let jobs = writer::spawn(&file, settings.max_batch)?;
-        Ok(SqliteStore { reads, jobs })
+        Ok(SqliteStore {
+            reads,
+            jobs,
+            signal: Default::default(),
+        })
     }
 
     async fn fetch(&self, s: &sql::Sql) -> Result<Vec<SqliteRow>, StoreError> {
@@ -68,12 +73,21 @@ row_helpers!(sqlx::Sqlite, SqliteRow);
 
 impl_store!(SqliteStore, reads, {
     async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+        let wake = super::wakes_worker(&ops);
         let (reply, rx) = oneshot::channel();
         self.jobs
             .send(writer::Job { ops, reply })
             .await
             .map_err(|_| StoreError::Unavailable)?;
-        rx.await.map_err(|_| StoreError::Unavailable)?
+        let out = rx.await.map_err(|_| StoreError::Unavailable)??;
+        if wake {
+            self.signal.notify_one();
+        }
+        Ok(out)
+    }
+
+    fn signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.signal.clone()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

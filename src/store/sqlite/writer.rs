@@ -21,7 +21,7 @@ use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::fhir::search::{IndexEntry, SearchQuery};
-use crate::store::executor::{self, Tx};
+use crate::store::executor::{self, Cell, Tx};
 use crate::store::sql::{self, Bind};
 use crate::store::{StoreError, StoredResource, WriteOp, WriteOutcome};
 
@@ -116,6 +116,8 @@ fn value(b: &Bind) -> SqlValue {
         Bind::OptText(Some(s)) => SqlValue::Text(s.clone()),
         Bind::OptText(None) => SqlValue::Null,
         Bind::Int(i) => SqlValue::Integer(*i),
+        Bind::OptInt(Some(i)) => SqlValue::Integer(*i),
+        Bind::OptInt(None) => SqlValue::Null,
         Bind::Bool(v) => SqlValue::Integer(i64::from(*v)),
     }
 }
@@ -240,6 +242,35 @@ impl Tx for SqliteTx<'_> {
         let values: Vec<_> = s.binds.iter().map(value).collect();
         execute(self.0, &s.text, &values)?;
         Ok(())
+    }
+
+    async fn fetch_rows(&mut self, s: &sql::Sql) -> Result<Vec<Vec<Cell>>, StoreError> {
+        use rusqlite::types::ValueRef;
+        let values: Vec<_> = s.binds.iter().map(value).collect();
+        let mut stmt = self.0.prepare_cached(&s.text)?;
+        bind(&mut stmt, &values)?;
+        let n = stmt.column_count();
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let mut cells = Vec::with_capacity(n);
+            for i in 0..n {
+                cells.push(match r.get_ref(i)? {
+                    ValueRef::Null => Cell::Null,
+                    ValueRef::Integer(v) => Cell::Int(v),
+                    ValueRef::Real(v) => Cell::Int(v as i64),
+                    ValueRef::Text(t) | ValueRef::Blob(t) => {
+                        Cell::Text(String::from_utf8_lossy(t).into_owned())
+                    }
+                });
+            }
+            out.push(cells);
+        }
+        Ok(out)
+    }
+
+    fn skip_locked(&self) -> &'static str {
+        ""
     }
 
     async fn fetch_text(&mut self, s: &sql::Sql) -> Result<Option<String>, StoreError> {

@@ -1,0 +1,184 @@
+//! Subscription operations (Backport IG): `$status` (type and instance level) and
+//! `$events` (a subscriber recovers what it missed), the endpoint check made before a
+//! Subscription is stored, and the read-only topic catalogue.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::error::ApiError;
+use super::rest::{ctx_or_return, State};
+use crate::fhir::outcome::IssueCode;
+use crate::notify::bundle::{self, Content, NotificationType, SubscriptionStatus};
+use crate::notify::ssrf;
+use crate::notify::worker::item_of;
+use crate::startup::AppState;
+use crate::store::{WriteOp, WriteOutcome};
+
+/// Most events one `$events` call returns.
+const MAX_EVENTS: i64 = 1000;
+
+fn statuses(states: &[crate::store::outbox::SubState]) -> Vec<SubscriptionStatus<'_>> {
+    states
+        .iter()
+        .map(|s| SubscriptionStatus {
+            subscription_id: &s.id,
+            topic: &s.topic,
+            status: &s.status,
+            events_since_start: s.events_since_start,
+            error: s.error.as_deref(),
+        })
+        .collect()
+}
+
+/// `GET|POST /fhir/Subscription/$status` and `/fhir/Subscription/{id}/$status`.
+pub async fn status(req: HttpRequest, state: State) -> HttpResponse {
+    let ctx = ctx_or_return!(req, state);
+    let id = req.match_info().get("id").map(str::to_owned);
+    let r = async {
+        let states = state.store.subscription_states(id.as_deref()).await?;
+        if let (Some(id), true) = (&id, states.is_empty()) {
+            return Err(ApiError::not_found(format!("Subscription/{id} is not known")));
+        }
+        Ok(ctx.resource(StatusCode::OK, &bundle::status_bundle(&ctx.base, &statuses(&states))))
+    }
+    .await;
+    ctx.finish(r)
+}
+
+/// `GET|POST /fhir/Subscription/{id}/$events?eventsSinceNumber=&eventsUntilNumber=&content=`
+pub async fn events(req: HttpRequest, path: web::Path<String>, state: State) -> HttpResponse {
+    let ctx = ctx_or_return!(req, state);
+    let r = async {
+        let id = path.into_inner();
+        let mut since = 1i64;
+        let mut until = i64::MAX;
+        let mut content = None;
+        for (k, v) in &ctx.query {
+            let number = || {
+                v.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request(IssueCode::Value, format!("{k} must be a whole number"))
+                })
+            };
+            match k.as_str() {
+                "eventsSinceNumber" => since = number()?,
+                "eventsUntilNumber" => until = number()?,
+                "content" => {
+                    content = Some(Content::parse(v).ok_or_else(|| {
+                        ApiError::bad_request(
+                            IssueCode::Value,
+                            "content must be empty, id-only or full-resource",
+                        )
+                    })?)
+                }
+                "_format" | "_pretty" => {}
+                other => {
+                    return Err(ApiError::bad_request(
+                        IssueCode::NotSupported,
+                        format!("Unknown $events parameter '{other}'"),
+                    ))
+                }
+            }
+        }
+        let states = state.store.subscription_states(Some(&id)).await?;
+        let Some(sub) = states.first() else {
+            return Err(ApiError::not_found(format!("Subscription/{id} is not known")));
+        };
+        let content = content.unwrap_or(Content::IdOnly);
+        let rows = state
+            .store
+            .subscription_events(&id, since, until, MAX_EVENTS)
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for (number, event) in &rows {
+            items.push(item_of(&*state.store, event, *number, content).await?);
+        }
+        let st = statuses(std::slice::from_ref(sub)).remove(0);
+        let body = bundle::notification_bundle(&ctx.base, &st, NotificationType::QueryEvent, content, &items);
+        tracing::info!(subscription = %id, events = items.len(), "$events");
+        Ok(ctx.resource(StatusCode::OK, &body))
+    }
+    .await;
+    ctx.finish(r)
+}
+
+/// Checks on a write before it reaches the store: topics (Basic) are read-only, and a
+/// Subscription's endpoint must be allowed (no loopback, private or link-local
+/// targets unless configured). The endpoint is checked here, outside the store's
+/// transaction, because it resolves the host name. Issue paths are relative to the
+/// resource (`Subscription.channel.endpoint`).
+pub async fn check_write(state: &AppState, op: &WriteOp) -> Result<(), ApiError> {
+    let resource = match op {
+        WriteOp::Create { resource, .. }
+        | WriteOp::Update { resource, .. }
+        | WriteOp::ConditionalUpdate { resource, .. } => resource,
+        WriteOp::Delete { rtype, .. } if rtype == "Basic" => return Err(topics_read_only()),
+        WriteOp::ConditionalDelete { query } if query.rtype == "Basic" => {
+            return Err(topics_read_only())
+        }
+        _ => return Ok(()),
+    };
+    if resource["resourceType"] == "Basic" {
+        return Err(topics_read_only());
+    }
+    if resource["resourceType"] != "Subscription" || resource["status"] == "off" {
+        return Ok(());
+    }
+    let Some(endpoint) = resource["channel"]["endpoint"].as_str() else {
+        return Ok(()); // the subscription parser reports it
+    };
+    ssrf::check_endpoint(endpoint, &state.endpoint_policy)
+        .await
+        .map(|_| ())
+        .map_err(|e| ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            issues: vec![crate::fhir::outcome::Issue::error(
+                IssueCode::Security,
+                format!("The subscriber endpoint is refused: {e}"),
+            )
+            .at("Subscription.channel.endpoint")],
+        })
+}
+
+fn topics_read_only() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        IssueCode::NotSupported,
+        "Basic resources here are the gateway's SubscriptionTopics: read-only",
+    )
+}
+
+/// Store every topic of the catalogue as its R4 Basic resource (at start), so that
+/// `GET /fhir/Basic?code=SubscriptionTopic` finds them. Unchanged ones are left alone.
+pub async fn seed_topics(store: &dyn crate::store::Store) -> Result<(), crate::store::StoreError> {
+    for topic in crate::topics::catalog::all() {
+        let basic = crate::topics::catalog::as_basic(topic);
+        let id = basic["id"].as_str().unwrap_or_default().to_owned();
+        let current = store.read("Basic", &id).await?.and_then(|s| s.json());
+        let same = current.as_ref().is_some_and(|c| {
+            let mut c = c.clone();
+            if let Some(o) = c.as_object_mut() {
+                o.remove("meta");
+            }
+            let mut b = basic.clone();
+            if let Some(o) = b.as_object_mut() {
+                o.remove("meta");
+            }
+            c == b
+        });
+        if !same {
+            let op = WriteOp::Update {
+                rtype: "Basic".into(),
+                id,
+                resource: basic,
+                if_match: None,
+                full_url: None,
+            };
+            if let Some(WriteOutcome::Created(_) | WriteOutcome::Updated(_)) =
+                store.commit(vec![op]).await?.pop()
+            {
+                tracing::info!(topic = topic.code, "topic stored");
+            }
+        }
+    }
+    Ok(())
+}

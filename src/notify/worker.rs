@@ -1,0 +1,348 @@
+//! The delivery worker: claims due outbox rows, sends each as a signed notification
+//! Bundle to its subscriber, and records what happened.
+//!
+//! It is woken by the store after every commit (rows are usually added by one), and
+//! otherwise looks once a second (rows from another replica on the same PostgreSQL,
+//! retries coming due). Claims are leases in the store (`outbox::claim`), so
+//! several workers, in one process or many, never send one row at the same time;
+//! each subscription's rows go out one at a time, in order.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::{watch, Notify, Semaphore};
+
+use super::bundle::{self, Content, EventItem, NotificationType, SubscriptionStatus};
+use super::sign;
+use super::ssrf::{self, EndpointPolicy};
+use crate::fhir::search::dates;
+use crate::records::RecordKind;
+use crate::store::outbox::{Attempt, Claimed, Next};
+use crate::store::{EventQuery, OutboxOp, Store, WriteOp, WriteOutcome};
+use crate::topics::subscription::SubscriptionSpec;
+
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Deliveries in flight at once (across subscriptions).
+    pub concurrency: usize,
+    /// Waits before each retry; when they run out the row is dead-lettered.
+    pub retry_schedule: Vec<Duration>,
+    /// The most a subscriber's Retry-After may make us wait.
+    pub max_retry_after: Duration,
+    /// How long a claim lasts before another worker may take the row over.
+    pub lease: Duration,
+    /// Request timeout when the subscription names none.
+    pub default_timeout: Duration,
+    pub policy: EndpointPolicy,
+    /// `[base]` of this server as subscribers see it (`…/fhir`).
+    pub base_url: String,
+}
+
+pub fn spawn(
+    store: Arc<dyn Store>,
+    signal: Arc<Notify>,
+    settings: DeliverySettings,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = match reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(90))
+            .dns_resolver(Arc::new(PolicyResolver(settings.policy.clone())))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "delivery worker cannot build its HTTP client");
+                return;
+            }
+        };
+        let settings = Arc::new(settings);
+        let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let free = slots.available_permits() as i64;
+            let claimed = if free == 0 { Vec::new() } else { claim(&*store, &settings, free).await };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = signal.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for c in claimed {
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let (store, client, settings) = (store.clone(), client.clone(), settings.clone());
+                tokio::spawn(async move {
+                    deliver(&*store, &client, &settings, c).await;
+                    drop(permit);
+                });
+            }
+        }
+        // Let deliveries in flight finish (their leases would expire anyway).
+        let _ = slots.acquire_many(settings.concurrency.max(1) as u32).await;
+    })
+}
+
+/// Every host name the client connects to is resolved here and checked against the
+/// endpoint policy, so a name that passed the check before the request cannot be
+/// re-pointed at a private address for the connection itself (DNS rebinding). IP
+/// literals are not resolved; `ssrf::check_endpoint` has judged those already.
+struct PolicyResolver(EndpointPolicy);
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let trusted = policy.allow_private
+                || policy.allow_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host));
+            let allowed: Vec<_> = found
+                .into_iter()
+                .filter(|a| trusted || !ssrf::is_forbidden_ip(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                return Err("the subscriber's host resolves only to forbidden addresses".into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+async fn claim(store: &dyn Store, s: &DeliverySettings, limit: i64) -> Vec<Claimed> {
+    let now = dates::now_micros();
+    let op = OutboxOp::Claim {
+        now,
+        lease_until: now + s.lease.as_micros() as i64,
+        limit,
+    };
+    match store.commit(vec![WriteOp::Outbox(op)]).await {
+        Ok(mut out) => match out.pop() {
+            Some(WriteOutcome::Claimed(rows)) => rows,
+            _ => Vec::new(),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "claiming deliveries failed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Vec::new()
+        }
+    }
+}
+
+async fn deliver(store: &dyn Store, client: &reqwest::Client, s: &DeliverySettings, c: Claimed) {
+    let started = Instant::now();
+    let at = dates::now_micros();
+    let (result, http_status) = match attempt(store, client, s, &c).await {
+        Ok(status) => (classify(&c, s, status.0, status.1.as_deref(), at), Some(status.0 as i64)),
+        Err(Failure::Retryable(e)) => (retry_or_dead(&c, s, at, None, e), None),
+        Err(Failure::Final(e)) => ((Next::Dead(e.clone()), Some(e)), None),
+    };
+    let (next, error) = result;
+    let attempt = Attempt {
+        at,
+        http_status,
+        latency_us: started.elapsed().as_micros() as i64,
+        error,
+    };
+    tracing::info!(
+        subscription = %c.subscription_id, outbox = c.outbox_id, kind = %c.kind,
+        status = ?http_status, next = ?next, "delivery attempt"
+    );
+    let op = OutboxOp::Finish {
+        claimed: Box::new(c),
+        attempt,
+        next,
+    };
+    if let Err(e) = store.commit(vec![WriteOp::Outbox(op)]).await {
+        // The lease runs out and the row is tried again: a duplicate, same webhook id.
+        tracing::error!(error = %e, "recording a delivery failed");
+    }
+}
+
+enum Failure {
+    Retryable(String),
+    Final(String),
+}
+
+/// Build, sign and send; the HTTP status and Retry-After when there was an answer.
+async fn attempt(
+    store: &dyn Store,
+    client: &reqwest::Client,
+    s: &DeliverySettings,
+    c: &Claimed,
+) -> Result<(u16, Option<String>), Failure> {
+    let spec: SubscriptionSpec = serde_json::from_str(&c.spec)
+        .map_err(|_| Failure::Final("the stored subscription is unreadable".into()))?;
+    ssrf::check_endpoint(&spec.endpoint, &s.policy)
+        .await
+        .map_err(|e| Failure::Final(format!("endpoint refused: {e}")))?;
+    let body = notification(store, s, c, &spec).await?;
+    let body = serde_json::to_vec(&body).expect("bundles serialise");
+    let secret = sign::decode_secret(&c.secret).unwrap_or_else(|| c.secret.as_bytes().to_vec());
+    let signed = sign::sign(&secret, &c.webhook_id, dates::now_micros() / 1_000_000, &body);
+    let timeout = spec
+        .timeout_secs
+        .map(|t| Duration::from_secs(t.into()))
+        .unwrap_or(s.default_timeout);
+    let mut req = client
+        .post(&spec.endpoint)
+        .timeout(timeout)
+        // Notifications are sent as FHIR JSON whatever payload type was asked for.
+        .header("Content-Type", "application/fhir+json")
+        .header(sign::HEADER_ID, &signed.id)
+        .header(sign::HEADER_TIMESTAMP, signed.timestamp.to_string())
+        .header(sign::HEADER_SIGNATURE, &signed.signature);
+    for (name, value) in &spec.headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    match req.body(body).send().await {
+        Ok(resp) => {
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            Ok((resp.status().as_u16(), retry_after))
+        }
+        Err(e) if e.is_timeout() => Err(Failure::Retryable("timed out".into())),
+        Err(e) if e.is_connect() => Err(Failure::Retryable("could not connect".into())),
+        Err(_) => Err(Failure::Retryable("the request failed".into())),
+    }
+}
+
+/// What to do after an answer.
+fn classify(c: &Claimed, s: &DeliverySettings, status: u16, retry_after: Option<&str>, at: i64) -> (Next, Option<String>) {
+    match status {
+        200..=299 => (Next::Delivered, None),
+        408 | 429 | 500..=599 => {
+            let wait = retry_after
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|secs| Duration::from_secs(secs).min(s.max_retry_after));
+            retry_or_dead(c, s, at, wait, format!("HTTP {status}"))
+        }
+        other => {
+            let e = format!("HTTP {other}: not retried");
+            (Next::Dead(e.clone()), Some(e))
+        }
+    }
+}
+
+fn retry_or_dead(c: &Claimed, s: &DeliverySettings, at: i64, wait: Option<Duration>, error: String) -> (Next, Option<String>) {
+    // A handshake is not retried: its failure puts the subscription in error.
+    let n = c.attempts as usize;
+    if c.kind == "handshake" || n >= s.retry_schedule.len() {
+        let why = if c.kind == "handshake" {
+            format!("handshake failed: {error}")
+        } else {
+            format!("gave up after {} attempts: {error}", n + 1)
+        };
+        return (Next::Dead(why), Some(error));
+    }
+    let base = wait.unwrap_or(s.retry_schedule[n]);
+    (Next::RetryAt(at + with_jitter(base).as_micros() as i64), Some(error))
+}
+
+/// ±20%, so that retries to a subscriber that came back do not arrive in one burst.
+fn with_jitter(d: Duration) -> Duration {
+    let r = (uuid::Uuid::new_v4().as_u128() % 4001) as f64 / 10_000.0; // 0..0.4
+    d.mul_f64(0.8 + r)
+}
+
+/// The notification Bundle for a claimed row.
+async fn notification(
+    store: &dyn Store,
+    s: &DeliverySettings,
+    c: &Claimed,
+    spec: &SubscriptionSpec,
+) -> Result<Value, Failure> {
+    let content = Content::parse(&spec.content).unwrap_or(Content::IdOnly);
+    let (kind, status, since, events) = match c.kind.as_str() {
+        "handshake" => (NotificationType::Handshake, "requested", c.events_since_start, Vec::new()),
+        "heartbeat" => (NotificationType::Heartbeat, c.status.as_str(), c.events_since_start, Vec::new()),
+        _ => {
+            let number = c.event_number.unwrap_or(0);
+            let item = event_item(store, c, number, content).await?;
+            (NotificationType::EventNotification, "active", number, vec![item])
+        }
+    };
+    let st = SubscriptionStatus {
+        subscription_id: &c.subscription_id,
+        topic: &c.topic,
+        status,
+        events_since_start: since,
+        error: None,
+    };
+    Ok(bundle::notification_bundle(&s.base_url, &st, kind, content, &events))
+}
+
+/// The event a row notifies of, with its focus, context and (for full-resource)
+/// their current bodies.
+async fn event_item(store: &dyn Store, c: &Claimed, number: i64, content: Content) -> Result<EventItem, Failure> {
+    let seq = c.event_seq.ok_or_else(|| Failure::Final("the row names no event".into()))?;
+    let q = EventQuery {
+        since: seq - 1,
+        record: None,
+        limit: 1,
+    };
+    let event = store
+        .events(&q)
+        .await
+        .map_err(|e| Failure::Retryable(format!("reading the event: {e}")))?
+        .into_iter()
+        .find(|e| e.seq == seq)
+        .ok_or_else(|| Failure::Final("the event is gone".into()))?;
+    item_of(store, &event, number, content)
+        .await
+        .map_err(|e| Failure::Retryable(format!("reading resources: {e}")))
+}
+
+/// Focus: the record's own resource; context: the patient and the resource version
+/// that raised the event when it is another (a referral's Task).
+pub async fn item_of(
+    store: &dyn Store,
+    event: &crate::store::EventRow,
+    number: i64,
+    content: Content,
+) -> Result<EventItem, crate::store::StoreError> {
+    let rtype = RecordKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == event.record_kind)
+        .map(|k| k.resource_type())
+        .unwrap_or("Basic");
+    let focus = format!("{rtype}/{}", event.record_id);
+    let mut context = Vec::new();
+    if let Some(p) = &event.patient {
+        context.push(p.clone());
+    }
+    let raised_by = event.resource.split("/_history/").next().unwrap_or("").to_owned();
+    if !raised_by.is_empty() && raised_by != focus {
+        context.push(raised_by);
+    }
+    let resources = if matches!(content, Content::FullResource) {
+        let mut refs = vec![focus.clone()];
+        refs.extend(context.iter().cloned());
+        store
+            .read_many(&refs)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.json())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(EventItem {
+        number,
+        timestamp: dates::format_instant(event.at),
+        focus: Some(focus),
+        context,
+        resources,
+    })
+}

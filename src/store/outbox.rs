@@ -1,0 +1,376 @@
+//! Subscriptions' server state and the notification outbox, inside store transactions.
+//!
+//! - A Subscription write is *prepared* before its version is stored (its channel and
+//!   filters parsed, the status the server decides set on the resource, the webhook
+//!   secret taken out of it) and *saved* after (the `subscriptions` row, and a
+//!   handshake owed when the subscription is new or its channel changed).
+//! - When a domain event is written, [`match_event`] finds the active subscriptions
+//!   whose topic and filters it matches, in the same transaction: an outbox row exists
+//!   if and only if the event committed. Each gets the subscription's next event number.
+//! - Workers [`claim`] due rows (only the oldest pending row of each subscription, so
+//!   each subscriber receives its notifications in order), deliver them outside any
+//!   transaction, and [`finish`] them: delivered, retry later, or dead.
+
+use serde_json::Value;
+
+use super::executor::{Cell, Tx};
+use super::sql::{Bind, Sql};
+use super::{StoreError, StoredResource};
+use crate::fhir::outcome::{Issue, IssueCode};
+use crate::records::Record;
+use crate::topics::{catalog, subscription};
+
+/// The channel extension carrying the subscriber's webhook secret. It is taken out of
+/// the resource before storage: the secret lives only in the `subscriptions` row.
+pub const SECRET_URL: &str = "http://handoff.example.org/fhir/StructureDefinition/webhook-secret";
+
+/// What a Subscription write will do once its version is stored.
+#[derive(Debug)]
+pub struct Prepared {
+    spec: subscription::SubscriptionSpec,
+    spec_json: String,
+    status: String,
+    secret: Option<String>,
+    handshake: bool,
+}
+
+fn stmt(text: &str, binds: Vec<Bind>) -> Sql {
+    Sql {
+        text: text.to_owned(),
+        binds,
+    }
+}
+
+fn t(s: &str) -> Bind {
+    Bind::Text(s.to_owned())
+}
+
+fn take_secret(resource: &mut Value) -> Option<String> {
+    let channel = resource.get_mut("channel")?.as_object_mut()?;
+    let exts = channel.get_mut("extension")?.as_array_mut()?;
+    let i = exts.iter().position(|e| e["url"] == SECRET_URL)?;
+    let secret = exts.remove(i)["valueString"].as_str().map(str::to_owned);
+    if exts.is_empty() {
+        channel.remove("extension");
+    }
+    secret
+}
+
+/// Parse and decide, before the version is written; sets `status` on the resource.
+pub async fn prepare<T: Tx>(tx: &mut T, id: &str, resource: &mut Value) -> Result<Prepared, StoreError> {
+    let secret = take_secret(resource);
+    let mut spec = subscription::parse(resource).map_err(StoreError::Unprocessable)?;
+    // The status is the server's to drive; the spec is what the subscriber asked for.
+    spec.status.clear();
+    let spec_json = serde_json::to_string(&spec).expect("specs serialise");
+    let existing = tx
+        .fetch_rows(&stmt("SELECT spec, status FROM subscriptions WHERE id = $1", vec![t(id)]))
+        .await?
+        .pop();
+    let asked = resource["status"].as_str().unwrap_or("requested").to_owned();
+    let (status, handshake) = match existing {
+        _ if asked == "off" => ("off".to_owned(), false),
+        Some(row) if row[0].text() == Some(spec_json.as_str()) && row[1].text() != Some("off") => {
+            // Same channel and filters: the status stays the server's to decide.
+            (row[1].text().unwrap_or("requested").to_owned(), false)
+        }
+        Some(_) | None => ("requested".to_owned(), true),
+    };
+    if secret.is_none() {
+        let has_one = tx
+            .fetch_text(&stmt("SELECT secret FROM subscriptions WHERE id = $1", vec![t(id)]))
+            .await?
+            .is_some();
+        if !has_one {
+            return Err(StoreError::Unprocessable(vec![Issue::error(
+                IssueCode::Required,
+                format!("The subscription needs a webhook secret: an extension {SECRET_URL} (valueString) on Subscription.channel; notifications are signed with it"),
+            )
+            .at("Subscription.channel.extension")]));
+        }
+    }
+    resource["status"] = Value::String(status.clone());
+    Ok(Prepared {
+        spec,
+        spec_json,
+        status,
+        secret,
+        handshake,
+    })
+}
+
+/// After the version is written: the server row, and the handshake owed.
+pub async fn save<T: Tx>(tx: &mut T, v: &StoredResource, p: Prepared) -> Result<(), StoreError> {
+    tx.exec(&stmt(
+        "INSERT INTO subscriptions (id, topic, status, spec, secret, updated) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (id) DO UPDATE SET topic = excluded.topic, status = excluded.status, spec = excluded.spec, \
+         secret = COALESCE($7, subscriptions.secret), error = NULL, updated = excluded.updated",
+        vec![
+            t(&v.id),
+            t(&p.spec.topic),
+            t(&p.status),
+            t(&p.spec_json),
+            Bind::Text(p.secret.clone().unwrap_or_default()),
+            Bind::Int(v.last_updated),
+            Bind::OptText(p.secret),
+        ],
+    ))
+    .await?;
+    if p.handshake {
+        enqueue(tx, &v.id, "handshake", None, None, v.last_updated).await?;
+    }
+    Ok(())
+}
+
+/// A Subscription deleted: nothing more is owed to it.
+pub async fn remove<T: Tx>(tx: &mut T, id: &str, now: i64) -> Result<(), StoreError> {
+    tx.exec(&stmt("DELETE FROM subscriptions WHERE id = $1", vec![t(id)]))
+        .await?;
+    tx.exec(&stmt(
+        "UPDATE outbox SET state = 'dead', done_at = $2 WHERE subscription_id = $1 AND state = 'pending'",
+        vec![t(id), Bind::Int(now)],
+    ))
+    .await
+}
+
+async fn enqueue<T: Tx>(
+    tx: &mut T,
+    sub: &str,
+    kind: &str,
+    event: Option<(i64, i64)>,
+    webhook_id: Option<String>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let webhook_id = webhook_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    tx.exec(&stmt(
+        "INSERT INTO outbox (subscription_id, kind, event_seq, event_number, webhook_id, state, next_attempt, created) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+        vec![
+            t(sub),
+            t(kind),
+            Bind::OptInt(event.map(|e| e.0)),
+            Bind::OptInt(event.map(|e| e.1)),
+            Bind::Text(webhook_id),
+            Bind::Int(now),
+        ],
+    ))
+    .await
+}
+
+/// Queue a notification of event `seq` for every active subscription it matches.
+/// Returns how many were queued.
+pub async fn match_event<T: Tx>(
+    tx: &mut T,
+    seq: i64,
+    event: &str,
+    record: &Record,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let mut queued = 0;
+    for topic in catalog::for_event(event) {
+        let subs = tx
+            .fetch_rows(&stmt(
+                "SELECT id, spec FROM subscriptions WHERE topic = $1 AND status = 'active' ORDER BY id",
+                vec![t(topic.url)],
+            ))
+            .await?;
+        for row in subs {
+            let (Some(id), Some(spec)) = (row[0].text(), row[1].text()) else {
+                continue;
+            };
+            let Ok(spec) = serde_json::from_str::<subscription::SubscriptionSpec>(spec) else {
+                tracing::error!(subscription = id, "stored subscription spec unreadable");
+                continue;
+            };
+            let matches = spec.filters.iter().all(|f| {
+                catalog::filter_values(topic, &f.param, record).contains(&f.value)
+            });
+            if !matches {
+                continue;
+            }
+            let number = tx
+                .fetch_rows(&stmt(
+                    "UPDATE subscriptions SET events_since_start = events_since_start + 1 \
+                     WHERE id = $1 RETURNING events_since_start",
+                    vec![t(id)],
+                ))
+                .await?
+                .first()
+                .and_then(|r| r[0].int())
+                .unwrap_or(0);
+            enqueue(tx, id, "event-notification", Some((seq, number)), Some(format!("{id}-{number}")), now).await?;
+            queued += 1;
+        }
+    }
+    Ok(queued)
+}
+
+/// A row claimed for delivery, with what the worker needs to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub outbox_id: i64,
+    pub subscription_id: String,
+    pub kind: String,
+    pub event_seq: Option<i64>,
+    pub event_number: Option<i64>,
+    pub webhook_id: String,
+    pub attempts: i64,
+    pub topic: String,
+    pub status: String,
+    pub spec: String,
+    pub secret: String,
+    pub events_since_start: i64,
+}
+
+/// Claim up to `limit` due rows until `lease_until`: only the oldest pending row of
+/// each subscription (per-subscriber order), none leased by another worker.
+pub async fn claim<T: Tx>(tx: &mut T, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Claimed>, StoreError> {
+    let pick = format!(
+        "SELECT o.id FROM outbox o WHERE o.state = 'pending' AND o.next_attempt <= $1 \
+         AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
+         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.subscription_id = o.subscription_id \
+                         AND p.state = 'pending' AND p.id < o.id) \
+         ORDER BY o.id LIMIT $3{}",
+        tx.skip_locked()
+    );
+    let rows = tx
+        .fetch_rows(&stmt(
+            &format!(
+                "UPDATE outbox SET claimed_until = $2 WHERE id IN ({pick}) \
+                 RETURNING id, subscription_id, kind, event_seq, event_number, webhook_id, attempts"
+            ),
+            vec![Bind::Int(now), Bind::Int(lease_until), Bind::Int(limit)],
+        ))
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let mut r = r.into_iter();
+        let mut next = || r.next().unwrap_or(Cell::Null);
+        let (outbox_id, sub, kind, seq, number, webhook_id, attempts) =
+            (next(), next(), next(), next(), next(), next(), next());
+        let sub = sub.into_text().unwrap_or_default();
+        let Some(s) = tx
+            .fetch_rows(&stmt(
+                "SELECT topic, status, spec, secret, events_since_start FROM subscriptions WHERE id = $1",
+                vec![t(&sub)],
+            ))
+            .await?
+            .pop()
+        else {
+            continue; // deleted meanwhile; `remove` marks its rows dead
+        };
+        let mut s = s.into_iter();
+        let mut col = || s.next().unwrap_or(Cell::Null);
+        out.push(Claimed {
+            outbox_id: outbox_id.int().unwrap_or(0),
+            subscription_id: sub,
+            kind: kind.into_text().unwrap_or_default(),
+            event_seq: seq.int(),
+            event_number: number.int(),
+            webhook_id: webhook_id.into_text().unwrap_or_default(),
+            attempts: attempts.int().unwrap_or(0),
+            topic: col().into_text().unwrap_or_default(),
+            status: col().into_text().unwrap_or_default(),
+            spec: col().into_text().unwrap_or_default(),
+            secret: col().into_text().unwrap_or_default(),
+            events_since_start: col().int().unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+/// One delivery attempt's result.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub at: i64,
+    pub http_status: Option<i64>,
+    pub latency_us: i64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Delivered,
+    RetryAt(i64),
+    /// Given up: the row is dead-lettered and the subscription goes to `error`.
+    Dead(String),
+}
+
+/// Record an attempt and what follows from it. A delivered handshake makes the
+/// subscription `active`; a dead row (handshake or not) puts it in `error`.
+pub async fn finish<T: Tx>(tx: &mut T, c: &Claimed, a: &Attempt, next: &Next) -> Result<Option<&'static str>, StoreError> {
+    tx.exec(&stmt(
+        "INSERT INTO delivery_attempts (outbox_id, subscription_id, at, http_status, latency_us, error) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        vec![
+            Bind::Int(c.outbox_id),
+            t(&c.subscription_id),
+            Bind::Int(a.at),
+            Bind::OptInt(a.http_status),
+            Bind::Int(a.latency_us),
+            Bind::OptText(a.error.clone()),
+        ],
+    ))
+    .await?;
+    let (state, next_attempt, done) = match next {
+        Next::Delivered => ("delivered", a.at, Some(a.at)),
+        Next::RetryAt(when) => ("pending", *when, None),
+        Next::Dead(_) => ("dead", a.at, Some(a.at)),
+    };
+    tx.exec(&stmt(
+        "UPDATE outbox SET state = $2, attempts = attempts + 1, next_attempt = $3, claimed_until = NULL, done_at = $4 WHERE id = $1",
+        vec![Bind::Int(c.outbox_id), t(state), Bind::Int(next_attempt), Bind::OptInt(done)],
+    ))
+    .await?;
+    let new_status = match (next, c.kind.as_str()) {
+        (Next::Delivered, "handshake") => Some(("active", None)),
+        (Next::Dead(why), _) => Some(("error", Some(why.clone()))),
+        _ => None,
+    };
+    let Some((status, error)) = new_status else {
+        return Ok(None);
+    };
+    tx.exec(&stmt(
+        "UPDATE subscriptions SET status = $2, error = $3, updated = $4 WHERE id = $1 AND status <> 'off'",
+        vec![t(&c.subscription_id), t(status), Bind::OptText(error.clone()), Bind::Int(a.at)],
+    ))
+    .await?;
+    Ok(Some(status))
+}
+
+/// The Subscription resource's status (and `error`) as the server now sees it: a new
+/// version written without passing through [`prepare`].
+pub fn with_status(mut resource: Value, status: &str, error: Option<&str>) -> Value {
+    resource["status"] = Value::String(status.to_owned());
+    match error {
+        Some(e) => resource["error"] = Value::String(e.to_owned()),
+        None => {
+            if let Some(o) = resource.as_object_mut() {
+                o.remove("error");
+            }
+        }
+    }
+    resource
+}
+
+// ---- the read side: `$status`, `$events` -------------------------------------------
+
+/// A subscription's server state, for `$status`.
+#[derive(Debug, Clone)]
+pub struct SubState {
+    pub id: String,
+    pub topic: String,
+    pub status: String,
+    pub events_since_start: i64,
+    pub error: Option<String>,
+}
+
+pub const SELECT_STATES: &str = "SELECT id, topic, status, events_since_start, error FROM subscriptions \
+     WHERE ($1 = '' OR id = $1) ORDER BY id LIMIT 1000";
+
+/// Events notified to a subscription, numbered, oldest first (for `$events`).
+pub const SELECT_SUB_EVENTS: &str = "SELECT o.event_number, e.seq, e.event, e.record_kind, e.record_id, \
+     e.rtype, e.rid, e.version, e.patient, e.at, e.detail \
+     FROM outbox o JOIN domain_events e ON e.seq = o.event_seq \
+     WHERE o.subscription_id = $1 AND o.kind = 'event-notification' \
+     AND o.event_number >= $2 AND o.event_number <= $3 ORDER BY o.event_number LIMIT $4";

@@ -1,0 +1,168 @@
+//! A real local HTTP server standing in for a subscriber: it records every request
+//! and answers with a status the test can flip mid-test (and an optional Retry-After).
+
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub json: Value,
+    /// The status the receiver answered with.
+    pub answered: u16,
+    pub at: Instant,
+}
+
+impl Hit {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    /// The notification's type: handshake, heartbeat, event-notification...
+    pub fn kind(&self) -> String {
+        param(&self.json["entry"][0]["resource"], "type")
+    }
+    /// The event numbers it carries.
+    pub fn event_numbers(&self) -> Vec<i64> {
+        self.json["entry"][0]["resource"]["parameter"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["name"] == "notification-event")
+            .filter_map(|p| {
+                p["part"]
+                    .as_array()?
+                    .iter()
+                    .find(|x| x["name"] == "event-number")?["valueString"]
+                    .as_str()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+}
+
+/// A status Parameters' value for `name` (valueCode / valueString / valueCanonical).
+pub fn param(parameters: &Value, name: &str) -> String {
+    parameters["parameter"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == name)
+        .and_then(|p| {
+            ["valueCode", "valueString", "valueCanonical", "valueUri"]
+                .iter()
+                .find_map(|k| p[*k].as_str())
+        })
+        .unwrap_or_default()
+        .to_owned()
+}
+
+struct Shared {
+    hits: Mutex<Vec<Hit>>,
+    status: AtomicU16,
+    retry_after: Mutex<Option<String>>,
+}
+
+pub struct Receiver {
+    pub url: String,
+    shared: Arc<Shared>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>) -> HttpResponse {
+    let answered = shared.status.load(Ordering::SeqCst);
+    let hit = Hit {
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+        json: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        body: body.to_vec(),
+        answered,
+        at: Instant::now(),
+    };
+    shared.hits.lock().unwrap().push(hit);
+    let mut resp = HttpResponse::build(actix_web::http::StatusCode::from_u16(answered).unwrap());
+    if let Some(ra) = shared.retry_after.lock().unwrap().clone() {
+        resp.insert_header(("Retry-After", ra));
+    }
+    resp.finish()
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let shared = Arc::new(Shared {
+            hits: Mutex::new(Vec::new()),
+            status: AtomicU16::new(200),
+            retry_after: Mutex::new(None),
+        });
+        let data = web::Data::new(shared.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(receive))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind("127.0.0.1:0")
+        .unwrap();
+        let port = server.addrs()[0].port();
+        let server = server.run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Receiver {
+            url: format!("http://127.0.0.1:{port}/notify"),
+            shared,
+            handle,
+        }
+    }
+
+    pub fn answer(&self, status: u16, retry_after: Option<&str>) {
+        self.shared.status.store(status, Ordering::SeqCst);
+        *self.shared.retry_after.lock().unwrap() = retry_after.map(str::to_owned);
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.shared.hits.lock().unwrap().clone()
+    }
+
+    /// Wait (up to 10 s) until `pred` holds for the hits so far; return them.
+    pub async fn wait(&self, what: &str, pred: impl Fn(&[Hit]) -> bool) -> Vec<Hit> {
+        let start = Instant::now();
+        loop {
+            let hits = self.hits();
+            if pred(&hits) {
+                return hits;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!("timed out waiting for {what}; got {} requests: {:?}", hits.len(),
+                    hits.iter().map(|h| (h.kind(), h.answered)).collect::<Vec<_>>());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Hits that were event notifications answered 2xx.
+    pub fn delivered_events(&self) -> Vec<Hit> {
+        self.hits()
+            .into_iter()
+            .filter(|h| h.kind() == "event-notification" && (200..300).contains(&h.answered))
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        tokio::spawn(async move { handle.stop(false).await });
+    }
+}
