@@ -153,8 +153,8 @@ impl Settings {
         if self.group_commit_max == 0 || self.db_pool_size == 0 {
             bail!("group_commit_max and db_pool_size must be positive");
         }
-        if self.delivery_concurrency == 0 || self.delivery_timeout_secs == 0 {
-            bail!("delivery_concurrency and delivery_timeout_secs must be positive");
+        if self.delivery_concurrency == 0 || !(1..=30).contains(&self.delivery_timeout_secs) {
+            bail!("delivery_concurrency must be positive and delivery_timeout_secs 1 to 30");
         }
         if !matches!(self.log_format.as_str(), "pretty" | "json") {
             bail!("log_format must be 'pretty' or 'json'");

@@ -96,7 +96,10 @@ impl Application {
                 .map(|ms| Duration::from_millis(*ms))
                 .collect(),
             max_retry_after: Duration::from_secs(settings.delivery_max_retry_after_secs),
-            lease: Duration::from_secs(settings.delivery_timeout_secs * 3 + 30),
+            // Longer than any request may take (timeouts are capped at MAX_TIMEOUT), so a
+            // row is never sent by two workers at once; after a crash on PostgreSQL,
+            // other replicas take over its rows when the lease runs out.
+            lease: worker::MAX_TIMEOUT + Duration::from_secs(5),
             default_timeout: Duration::from_secs(settings.delivery_timeout_secs),
             policy: endpoint_policy(&settings),
             base_url,

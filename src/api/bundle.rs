@@ -340,7 +340,7 @@ fn outcome_entry(ctx: &Ctx, o: WriteOutcome) -> Value {
             }
             json!({ "response": r })
         }
-        WriteOutcome::Claimed(_) | WriteOutcome::Finished(_) => {
+        WriteOutcome::Claimed(_) | WriteOutcome::Finished(_) | WriteOutcome::Queued(_) => {
             error_entry(ctx, super::rest::internal_outcome())
         }
     }

@@ -151,7 +151,7 @@ pub fn outcome_response(ctx: &Ctx, outcome: WriteOutcome) -> HttpResponse {
             }
             b.finish()
         }
-        WriteOutcome::Claimed(_) | WriteOutcome::Finished(_) => {
+        WriteOutcome::Claimed(_) | WriteOutcome::Finished(_) | WriteOutcome::Queued(_) => {
             ctx.error(internal_outcome())
         }
     }

@@ -22,6 +22,9 @@ use crate::store::outbox::{Attempt, Claimed, Next};
 use crate::store::{EventQuery, OutboxOp, Store, WriteOp, WriteOutcome};
 use crate::topics::subscription::SubscriptionSpec;
 
+/// The longest a notification request may take, whatever the subscription asks.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
     /// Deliveries in flight at once (across subscriptions).
@@ -60,9 +63,14 @@ pub fn spawn(
         };
         let settings = Arc::new(settings);
         let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        let mut last_heartbeat_check = Instant::now() - Duration::from_secs(1);
         loop {
             if *stop.borrow() {
                 break;
+            }
+            if last_heartbeat_check.elapsed() >= Duration::from_secs(1) {
+                last_heartbeat_check = Instant::now();
+                queue_heartbeats(&*store).await;
             }
             let free = slots.available_permits() as i64;
             let claimed = if free == 0 { Vec::new() } else { claim(&*store, &settings, free).await };
@@ -114,6 +122,22 @@ impl reqwest::dns::Resolve for PolicyResolver {
             }
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
+    }
+}
+
+async fn queue_heartbeats(store: &dyn Store) {
+    let op = OutboxOp::Heartbeats {
+        now: dates::now_micros(),
+    };
+    match store.commit(vec![WriteOp::Outbox(op)]).await {
+        Ok(mut out) => {
+            if let Some(WriteOutcome::Queued(n)) = out.pop() {
+                if n > 0 {
+                    tracing::debug!(heartbeats = n, "heartbeats queued");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "queueing heartbeats failed"),
     }
 }
 
@@ -191,7 +215,8 @@ async fn attempt(
     let timeout = spec
         .timeout_secs
         .map(|t| Duration::from_secs(t.into()))
-        .unwrap_or(s.default_timeout);
+        .unwrap_or(s.default_timeout)
+        .min(MAX_TIMEOUT);
     let mut req = client
         .post(&spec.endpoint)
         .timeout(timeout)

@@ -226,6 +226,7 @@ pub async fn execute<T: Tx>(
 
 async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOutcome, StoreError> {
     match op {
+        OutboxOp::Heartbeats { now } => Ok(WriteOutcome::Queued(outbox::heartbeats(tx, now).await?)),
         OutboxOp::Claim {
             now,
             lease_until,

@@ -88,6 +88,10 @@ pub enum WriteOp {
 
 #[derive(Debug, Clone)]
 pub enum OutboxOp {
+    /// Queue the heartbeats that are due.
+    Heartbeats {
+        now: i64,
+    },
     Claim {
         now: i64,
         lease_until: i64,
@@ -108,6 +112,8 @@ pub enum WriteOutcome {
     Existing(StoredResource),
     /// Rows claimed from the outbox.
     Claimed(Vec<outbox::Claimed>),
+    /// Heartbeats queued.
+    Queued(usize),
     /// An outbox row finished; the subscription's new status, if it changed.
     Finished(Option<&'static str>),
     /// Deleted; `version` is the tombstone's version, None when nothing existed.
@@ -240,7 +246,10 @@ pub trait Store: Send + Sync + 'static {
 
 /// Whether a commit of `ops` may have made deliveries due.
 pub fn wakes_worker(ops: &[WriteOp]) -> bool {
-    !matches!(ops, [WriteOp::Outbox(OutboxOp::Claim { .. })])
+    !matches!(
+        ops,
+        [WriteOp::Outbox(OutboxOp::Claim { .. })] | [WriteOp::Outbox(OutboxOp::Heartbeats { .. })]
+    )
 }
 
 /// Open (and migrate) the store named by `url`.

@@ -102,9 +102,11 @@ pub async fn prepare<T: Tx>(tx: &mut T, id: &str, resource: &mut Value) -> Resul
 /// After the version is written: the server row, and the handshake owed.
 pub async fn save<T: Tx>(tx: &mut T, v: &StoredResource, p: Prepared) -> Result<(), StoreError> {
     tx.exec(&stmt(
-        "INSERT INTO subscriptions (id, topic, status, spec, secret, updated) VALUES ($1, $2, $3, $4, $5, $6) \
+        "INSERT INTO subscriptions (id, topic, status, spec, secret, updated, heartbeat_secs, last_notified) \
+         VALUES ($1, $2, $3, $4, $5, $6, $8, $6) \
          ON CONFLICT (id) DO UPDATE SET topic = excluded.topic, status = excluded.status, spec = excluded.spec, \
-         secret = COALESCE($7, subscriptions.secret), error = NULL, updated = excluded.updated",
+         secret = COALESCE($7, subscriptions.secret), error = NULL, updated = excluded.updated, \
+         heartbeat_secs = excluded.heartbeat_secs, last_notified = excluded.last_notified",
         vec![
             t(&v.id),
             t(&p.spec.topic),
@@ -113,6 +115,7 @@ pub async fn save<T: Tx>(tx: &mut T, v: &StoredResource, p: Prepared) -> Result<
             Bind::Text(p.secret.clone().unwrap_or_default()),
             Bind::Int(v.last_updated),
             Bind::OptText(p.secret),
+            Bind::OptInt(p.spec.heartbeat_secs.map(i64::from)),
         ],
     ))
     .await?;
@@ -190,9 +193,9 @@ pub async fn match_event<T: Tx>(
             }
             let number = tx
                 .fetch_rows(&stmt(
-                    "UPDATE subscriptions SET events_since_start = events_since_start + 1 \
+                    "UPDATE subscriptions SET events_since_start = events_since_start + 1, last_notified = $2 \
                      WHERE id = $1 RETURNING events_since_start",
-                    vec![t(id)],
+                    vec![t(id), Bind::Int(now)],
                 ))
                 .await?
                 .first()
@@ -203,6 +206,33 @@ pub async fn match_event<T: Tx>(
         }
     }
     Ok(queued)
+}
+
+/// Queue a heartbeat for every active subscription that asked for them and has had
+/// nothing queued for its heartbeat period (and nothing still pending). Returns how many.
+pub async fn heartbeats<T: Tx>(tx: &mut T, now: i64) -> Result<usize, StoreError> {
+    let due = tx
+        .fetch_rows(&stmt(
+            &format!(
+                "SELECT id FROM subscriptions s WHERE status = 'active' AND heartbeat_secs IS NOT NULL \
+                 AND last_notified + heartbeat_secs * 1000000 <= $1 \
+                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.subscription_id = s.id AND o.state = 'pending') \
+                 ORDER BY id LIMIT 100{}",
+                tx.skip_locked()
+            ),
+            vec![Bind::Int(now)],
+        ))
+        .await?;
+    for row in &due {
+        let Some(id) = row[0].text() else { continue };
+        tx.exec(&stmt(
+            "UPDATE subscriptions SET last_notified = $2 WHERE id = $1",
+            vec![t(id), Bind::Int(now)],
+        ))
+        .await?;
+        enqueue(tx, id, "heartbeat", None, None, now).await?;
+    }
+    Ok(due.len())
 }
 
 /// A row claimed for delivery, with what the worker needs to send it.

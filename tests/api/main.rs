@@ -7,6 +7,7 @@ mod bad_input;
 mod bundle;
 mod crud;
 mod examples;
+mod faults;
 mod internal_api;
 mod migrations;
 mod operations;

@@ -69,6 +69,11 @@ struct Shared {
     hits: Mutex<Vec<Hit>>,
     status: AtomicU16,
     retry_after: Mutex<Option<String>>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicU16,
+    max_in_flight: AtomicU16,
+    /// How long to take over each answer (widens any overlap).
+    delay_ms: AtomicU16,
 }
 
 pub struct Receiver {
@@ -78,6 +83,13 @@ pub struct Receiver {
 }
 
 async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>) -> HttpResponse {
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let delay = shared.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay.into())).await;
+    }
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     let answered = shared.status.load(Ordering::SeqCst);
     let hit = Hit {
         headers: req
@@ -104,6 +116,9 @@ impl Receiver {
             hits: Mutex::new(Vec::new()),
             status: AtomicU16::new(200),
             retry_after: Mutex::new(None),
+            in_flight: AtomicU16::new(0),
+            max_in_flight: AtomicU16::new(0),
+            delay_ms: AtomicU16::new(0),
         });
         let data = web::Data::new(shared.clone());
         let server = HttpServer::new(move || {
@@ -131,21 +146,34 @@ impl Receiver {
         *self.shared.retry_after.lock().unwrap() = retry_after.map(str::to_owned);
     }
 
+    pub fn slow_down(&self, ms: u16) {
+        self.shared.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// The most requests that were ever being answered at once.
+    pub fn max_in_flight(&self) -> u16 {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn hits(&self) -> Vec<Hit> {
         self.shared.hits.lock().unwrap().clone()
     }
 
     /// Wait (up to 10 s) until `pred` holds for the hits so far; return them.
     pub async fn wait(&self, what: &str, pred: impl Fn(&[Hit]) -> bool) -> Vec<Hit> {
+        self.wait_long(what, Duration::from_secs(10), pred).await
+    }
+
+    pub async fn wait_long(&self, what: &str, limit: Duration, pred: impl Fn(&[Hit]) -> bool) -> Vec<Hit> {
         let start = Instant::now();
         loop {
             let hits = self.hits();
             if pred(&hits) {
                 return hits;
             }
-            if start.elapsed() > Duration::from_secs(10) {
-                panic!("timed out waiting for {what}; got {} requests: {:?}", hits.len(),
-                    hits.iter().map(|h| (h.kind(), h.answered)).collect::<Vec<_>>());
+            if start.elapsed() > limit {
+                let summary: Vec<_> = hits.iter().rev().take(20).map(|h| (h.kind(), h.answered)).collect();
+                panic!("timed out waiting for {what}; got {} requests, the last: {summary:?}", hits.len());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

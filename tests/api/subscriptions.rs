@@ -20,6 +20,7 @@ test_both!(
     a_failed_handshake_errors_the_subscription,
     order_is_kept_through_an_outage,
     bad_subscriptions_are_refused,
+    heartbeats_come_on_schedule,
     topics_are_published_read_only,
 );
 
@@ -44,7 +45,8 @@ pub fn subscription(topic: &str, filters: &[&str], endpoint: &str, content: &str
 async fn subscribe(app: &TestApp, body: &Value) -> String {
     let created = app.create(body).await;
     assert_eq!(created["status"], "requested");
-    assert!(created["channel"].get("extension").is_none(), "the secret is not stored: {created}");
+    assert!(!created.to_string().contains("webhook-secret"), "the secret is not stored: {created}");
+    assert!(!created.to_string().contains(SECRET), "the secret is not stored: {created}");
     let id = created["id"].as_str().unwrap().to_owned();
     wait_status(app, &id, "active").await;
     id
@@ -192,6 +194,29 @@ async fn order_is_kept_through_an_outage(app: TestApp) {
     rx.wait("all five", |h| h.iter().filter(|h| h.kind() == "event-notification" && h.answered == 200).count() >= 5).await;
     let numbers: Vec<i64> = rx.delivered_events().iter().flat_map(|h| h.event_numbers()).collect();
     assert_eq!(numbers, [1, 2, 3, 4, 5]);
+}
+
+async fn heartbeats_come_on_schedule(app: TestApp) {
+    let rx = Receiver::start().await;
+    let mut sub = subscription("encounter-end", &[], &rx.url, "id-only");
+    sub["channel"]["extension"].as_array_mut().unwrap().push(
+        json!({"url": format!("{BACKPORT}backport-heartbeat-period"), "valueUnsignedInt": 1}),
+    );
+    let id = subscribe(&app, &sub).await;
+    let hits = rx.wait("two heartbeats", |h| h.iter().filter(|h| h.kind() == "heartbeat").count() >= 2).await;
+    let beats: Vec<_> = hits.iter().filter(|h| h.kind() == "heartbeat").collect();
+    let gap = beats[1].at - beats[0].at;
+    assert!(gap >= Duration::from_millis(900), "heartbeats every second, not faster: {gap:?}");
+    let status = &beats[0].json["entry"][0]["resource"];
+    assert_eq!(param(status, "status"), "active");
+    assert_eq!(param(status, "events-since-subscription-start"), "0");
+    assert_eq!(beats[0].json["entry"].as_array().unwrap().len(), 1, "a heartbeat carries no event");
+    // An event notification resets the clock; heartbeats do not advance the counter.
+    app.create(&discharged("Patient/hb")).await;
+    let hits = rx.wait("the event", |h| h.iter().any(|h| h.kind() == "event-notification")).await;
+    assert_eq!(hits.iter().find(|h| h.kind() == "event-notification").unwrap().event_numbers(), [1]);
+    let st = app.search(&format!("Subscription/{id}/$status")).await;
+    assert_eq!(param(&st["entry"][0]["resource"], "events-since-subscription-start"), "1");
 }
 
 async fn bad_subscriptions_are_refused(app: TestApp) {

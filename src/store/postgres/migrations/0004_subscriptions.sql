@@ -10,6 +10,8 @@ CREATE TABLE subscriptions (
     secret             TEXT    NOT NULL,
     events_since_start BIGINT  NOT NULL DEFAULT 0,
     error              TEXT,
+    heartbeat_secs     BIGINT ,           -- from the spec; NULL: no heartbeats
+    last_notified      BIGINT  NOT NULL DEFAULT 0,  -- last notification of any kind queued
     updated            BIGINT  NOT NULL
 );
 CREATE INDEX subscriptions_topic ON subscriptions (topic, status);
