@@ -52,6 +52,13 @@ enum Command {
         #[arg(long)]
         profile: Vec<String>,
     },
+    /// Requeue dead-lettered notifications (of one subscription, or all) and
+    /// reactivate subscriptions in error; a running gateway delivers them.
+    Replay {
+        /// The Subscription id; every subscription when absent.
+        #[arg(long)]
+        subscription: Option<String>,
+    },
     /// Measure create throughput and latency against both stores (see README).
     Bench(bench::BenchArgs),
 }
@@ -83,6 +90,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             store::connect(&settings.database_url, &Default::default()).await?;
             println!("migrations applied");
+        }
+        Command::Replay { subscription } => {
+            let store = store::connect(&settings.database_url, &Default::default()).await?;
+            let op = store::OutboxOp::Replay {
+                subscription,
+                now: handoff::fhir::search::dates::now_micros(),
+            };
+            match store.commit(vec![store::WriteOp::Outbox(op)]).await?.pop() {
+                Some(store::WriteOutcome::Queued(n)) => println!("{n} notifications requeued"),
+                _ => anyhow::bail!("the replay gave no count"),
+            }
         }
         Command::Bench(args) => bench::run(args).await?,
         Command::Validate { file, profile } => {

@@ -190,6 +190,57 @@ macro_rules! impl_store {
                     .map_err(Into::into)
             }
 
+            async fn deliveries(
+                &self,
+                id: &str,
+                limit: i64,
+            ) -> Result<(Vec<serde_json::Value>, Vec<serde_json::Value>), $crate::store::StoreError> {
+                use sqlx::Row;
+                use $crate::fhir::search::dates::format_instant;
+                let instant = |v: Option<i64>| v.map(format_instant);
+                let rows = sqlx::query($crate::store::outbox::SELECT_DELIVERIES)
+                    .bind(id)
+                    .bind(limit)
+                    .fetch_all(&self.$pool)
+                    .await?;
+                let notifications = rows
+                    .iter()
+                    .map(|r| {
+                        Ok(serde_json::json!({
+                            "id": r.try_get::<i64, _>(0)?,
+                            "kind": r.try_get::<String, _>(1)?,
+                            "event_number": r.try_get::<Option<i64>, _>(2)?,
+                            "webhook_id": r.try_get::<String, _>(3)?,
+                            "state": r.try_get::<String, _>(4)?,
+                            "attempts": r.try_get::<i64, _>(5)?,
+                            "next_attempt": instant(Some(r.try_get::<i64, _>(6)?)),
+                            "created": instant(Some(r.try_get::<i64, _>(7)?)),
+                            "done": instant(r.try_get::<Option<i64>, _>(8)?),
+                            "last_http_status": r.try_get::<Option<i64>, _>(9)?,
+                            "last_error": r.try_get::<Option<String>, _>(10)?,
+                        }))
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                let rows = sqlx::query($crate::store::outbox::SELECT_ATTEMPTS)
+                    .bind(id)
+                    .bind(limit)
+                    .fetch_all(&self.$pool)
+                    .await?;
+                let attempts = rows
+                    .iter()
+                    .map(|r| {
+                        Ok(serde_json::json!({
+                            "notification": r.try_get::<i64, _>(0)?,
+                            "at": instant(Some(r.try_get::<i64, _>(1)?)),
+                            "http_status": r.try_get::<Option<i64>, _>(2)?,
+                            "latency_ms": r.try_get::<i64, _>(3)? as f64 / 1000.0,
+                            "error": r.try_get::<Option<String>, _>(4)?,
+                        }))
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                Ok((notifications, attempts))
+            }
+
             async fn subscription_events(
                 &self,
                 id: &str,

@@ -226,7 +226,23 @@ pub async fn execute<T: Tx>(
 
 async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOutcome, StoreError> {
     match op {
+        OutboxOp::ReleaseClaims => {
+            let rows = tx
+                .fetch_rows(&Sql::new(
+                    "UPDATE outbox SET claimed_until = NULL WHERE state = 'pending' \
+                     AND claimed_until IS NOT NULL RETURNING id",
+                ))
+                .await?;
+            Ok(WriteOutcome::Queued(rows.len()))
+        }
         OutboxOp::Heartbeats { now } => Ok(WriteOutcome::Queued(outbox::heartbeats(tx, now).await?)),
+        OutboxOp::Replay { subscription, now } => {
+            let (n, changed) = outbox::replay(tx, subscription.as_deref(), now).await?;
+            for (id, status) in changed {
+                set_subscription_status(tx, &id, status, None, now).await?;
+            }
+            Ok(WriteOutcome::Queued(n))
+        }
         OutboxOp::Claim {
             now,
             lease_until,
@@ -241,26 +257,36 @@ async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOutcome, Stor
         } => {
             let status = outbox::finish(tx, &claimed, &attempt, &next).await?;
             if let Some(status) = status {
-                // The Subscription resource says what the server now says.
                 let error = match &next {
                     outbox::Next::Dead(why) => Some(why.as_str()),
                     _ => None,
                 };
-                let id = &claimed.subscription_id;
-                tx.current("Subscription", id).await?; // locks the row on PostgreSQL
-                if let Some(current) = tx.load("Subscription", id).await?.filter(|s| !s.deleted) {
-                    if let Some(body) = current.json() {
-                        if body["status"] != "off" {
-                            let updated = outbox::with_status(body, status, error);
-                            write_version(tx, "Subscription", id, updated, current.version + 1, attempt.at)
-                                .await?;
-                        }
-                    }
-                }
+                set_subscription_status(tx, &claimed.subscription_id, status, error, attempt.at).await?;
             }
             Ok(WriteOutcome::Finished(status))
         }
     }
+}
+
+/// The Subscription resource says what the server now says: a new version with its
+/// status (and error), unless it was switched off.
+async fn set_subscription_status<T: Tx>(
+    tx: &mut T,
+    id: &str,
+    status: &str,
+    error: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.current("Subscription", id).await?; // locks the row on PostgreSQL
+    if let Some(current) = tx.load("Subscription", id).await?.filter(|s| !s.deleted) {
+        if let Some(body) = current.json() {
+            if body["status"] != "off" {
+                let updated = outbox::with_status(body, status, error);
+                write_version(tx, "Subscription", id, updated, current.version + 1, now).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Write a new version the server itself makes (no hooks run).

@@ -88,6 +88,14 @@ pub enum WriteOp {
 
 #[derive(Debug, Clone)]
 pub enum OutboxOp {
+    /// Requeue dead notifications (one subscription's, or all) and reactivate.
+    Replay {
+        subscription: Option<String>,
+        now: i64,
+    },
+    /// Forget every delivery claim: at the start of the only gateway serving an SQLite
+    /// store, claims found were held by a process that is gone.
+    ReleaseClaims,
     /// Queue the heartbeats that are due.
     Heartbeats {
         now: i64,
@@ -112,7 +120,7 @@ pub enum WriteOutcome {
     Existing(StoredResource),
     /// Rows claimed from the outbox.
     Claimed(Vec<outbox::Claimed>),
-    /// Heartbeats queued.
+    /// Heartbeats queued, or dead notifications requeued.
     Queued(usize),
     /// An outbox row finished; the subscription's new status, if it changed.
     Finished(Option<&'static str>),
@@ -229,6 +237,9 @@ pub trait Store: Send + Sync + 'static {
     async fn events(&self, q: &EventQuery) -> Result<Vec<EventRow>, StoreError>;
     /// Subscriptions' server state: one (`id`) or all.
     async fn subscription_states(&self, id: Option<&str>) -> Result<Vec<outbox::SubState>, StoreError>;
+    /// A subscription's notifications and delivery attempts (newest first), as JSON
+    /// for operators.
+    async fn deliveries(&self, id: &str, limit: i64) -> Result<(Vec<Value>, Vec<Value>), StoreError>;
     /// The events notified to a subscription with numbers in `from..=to`, oldest first.
     async fn subscription_events(
         &self,

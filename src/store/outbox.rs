@@ -235,6 +235,50 @@ pub async fn heartbeats<T: Tx>(tx: &mut T, now: i64) -> Result<usize, StoreError
     Ok(due.len())
 }
 
+/// Operator replay: dead notifications of one subscription (or all) are owed again,
+/// from now, with fresh attempts (same webhook ids, so receivers still dedupe). A
+/// subscription in `error` is reactivated: `active` when its handshake once
+/// succeeded, else `requested` with a new handshake. Returns the rows requeued and
+/// the subscriptions whose status changed (for their resources).
+pub async fn replay<T: Tx>(
+    tx: &mut T,
+    subscription: Option<&str>,
+    now: i64,
+) -> Result<(usize, Vec<(String, &'static str)>), StoreError> {
+    let rows = tx
+        .fetch_rows(&stmt(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt = $2, claimed_until = NULL, done_at = NULL \
+             WHERE state = 'dead' AND kind <> 'handshake' AND ($1 = '' OR subscription_id = $1) \
+             AND subscription_id IN (SELECT id FROM subscriptions) RETURNING subscription_id",
+            vec![t(subscription.unwrap_or("")), Bind::Int(now)],
+        ))
+        .await?;
+    let errored = tx
+        .fetch_rows(&stmt(
+            "SELECT s.id, EXISTS (SELECT 1 FROM outbox o WHERE o.subscription_id = s.id \
+                AND o.kind = 'handshake' AND o.state = 'delivered') \
+             FROM subscriptions s WHERE s.status = 'error' AND ($1 = '' OR s.id = $1) ORDER BY s.id",
+            vec![t(subscription.unwrap_or(""))],
+        ))
+        .await?;
+    let mut changed = Vec::new();
+    for row in errored {
+        let Some(id) = row[0].text().map(str::to_owned) else { continue };
+        let shaken = row[1].int().unwrap_or(0) != 0;
+        let status = if shaken { "active" } else { "requested" };
+        tx.exec(&stmt(
+            "UPDATE subscriptions SET status = $2, error = NULL, updated = $3 WHERE id = $1",
+            vec![t(&id), t(status), Bind::Int(now)],
+        ))
+        .await?;
+        if !shaken {
+            enqueue(tx, &id, "handshake", None, None, now).await?;
+        }
+        changed.push((id, status));
+    }
+    Ok((rows.len(), changed))
+}
+
 /// A row claimed for delivery, with what the worker needs to send it.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -404,3 +448,14 @@ pub const SELECT_SUB_EVENTS: &str = "SELECT o.event_number, e.seq, e.event, e.re
      FROM outbox o JOIN domain_events e ON e.seq = o.event_seq \
      WHERE o.subscription_id = $1 AND o.kind = 'event-notification' \
      AND o.event_number >= $2 AND o.event_number <= $3 ORDER BY o.event_number LIMIT $4";
+
+/// A subscription's notifications, newest first, with each one's last attempt.
+pub const SELECT_DELIVERIES: &str = "SELECT o.id, o.kind, o.event_number, o.webhook_id, o.state, o.attempts, \
+     o.next_attempt, o.created, o.done_at, \
+     (SELECT a.http_status FROM delivery_attempts a WHERE a.outbox_id = o.id ORDER BY a.id DESC LIMIT 1), \
+     (SELECT a.error FROM delivery_attempts a WHERE a.outbox_id = o.id ORDER BY a.id DESC LIMIT 1) \
+     FROM outbox o WHERE o.subscription_id = $1 ORDER BY o.id DESC LIMIT $2";
+
+/// A subscription's delivery attempts, newest first.
+pub const SELECT_ATTEMPTS: &str = "SELECT outbox_id, at, http_status, latency_us, error \
+     FROM delivery_attempts WHERE subscription_id = $1 ORDER BY id DESC LIMIT $2";

@@ -218,3 +218,40 @@ async fn two_gateways_on_one_postgres() {
     let _ = std::fs::remove_dir_all(dir);
     let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await;
 }
+
+/// `handoff replay` requeues what was dead-lettered; the gateway delivers it at its
+/// next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("handoff-replay-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite:{}", dir.join("r.db").display());
+    let port = free_port();
+    let config = config(&dir, "handoff.toml", port, &url);
+    let client = reqwest::Client::new();
+    let rx = Receiver::start().await;
+    let mut gw = start(&config, port);
+    wait_up(&client, &gw.base).await;
+    subscribe(&client, &gw.base, &rx).await;
+    rx.answer(400, None);
+    admit(&client, &gw.base, 1).await;
+    rx.wait("the refused notification", |h| h.iter().any(|h| h.answered == 400)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // recorded as dead
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["replay"])
+        .env("HANDOFF_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1 notifications requeued");
+
+    rx.answer(200, None);
+    let mut gw = start(&config, port);
+    rx.wait("the replayed notification", |h| h.iter().any(|h| h.kind() == "event-notification" && h.answered == 200)).await;
+    gw.child.kill().unwrap();
+    gw.child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}

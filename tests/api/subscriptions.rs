@@ -166,6 +166,24 @@ async fn a_4xx_dead_letters_and_errors_the_subscription(app: TestApp) {
     assert_eq!(rx.hits().iter().filter(|h| h.kind() == "event-notification").count(), 1);
     let st = app.search(&format!("Subscription/{id}/$status")).await;
     assert_eq!(param(&st["entry"][0]["resource"], "status"), "error");
+
+    // Visible to an operator, who fixes the receiver and replays.
+    let (status, d) = app.api(reqwest::Method::GET, &format!("subscriptions/{id}/deliveries"), None).await;
+    assert_eq!(status, 200, "{d}");
+    let dead = &d["notifications"][0];
+    assert_eq!((dead["kind"].as_str(), dead["state"].as_str()), (Some("event-notification"), Some("dead")));
+    assert_eq!(dead["last_http_status"], 404);
+    assert_eq!(d["attempts"][0]["http_status"], 404);
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 2, "the handshake's and the event's: {d}");
+    rx.answer(200, None);
+    let (status, r) = app.api(reqwest::Method::POST, &format!("subscriptions/{id}/replay"), None).await;
+    assert_eq!((status, r["requeued"].as_u64()), (200, Some(1)), "{r}");
+    wait_status(&app, &id, "active").await;
+    let hits = rx.wait("the replayed delivery", |h| h.iter().any(|h| h.kind() == "event-notification" && h.answered == 200)).await;
+    let tries: Vec<_> = hits.iter().filter(|h| h.kind() == "event-notification").collect();
+    assert_eq!(tries[0].header("webhook-id"), tries[1].header("webhook-id"), "a replay keeps the webhook id");
+    let (status, _) = app.api(reqwest::Method::GET, "subscriptions/nope/deliveries", None).await;
+    assert_eq!(status, 404);
 }
 
 async fn a_failed_handshake_errors_the_subscription(app: TestApp) {

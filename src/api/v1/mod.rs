@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::api::context::{parse_query, read_body};
 use crate::records::{Record, RecordKind};
 use crate::startup::AppState;
-use crate::store::{EventQuery, RecordQuery, WriteOutcome};
+use crate::store::{EventQuery, OutboxOp, RecordQuery, WriteOp, WriteOutcome};
 use problem::Problem;
 
 type State = web::Data<AppState>;
@@ -26,6 +26,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .route("/openapi.json", web::get().to(openapi))
             .route("/events", web::get().to(events))
+            .route("/subscriptions/{id}/deliveries", web::get().to(deliveries))
+            .route("/subscriptions/{id}/replay", web::post().to(replay_one))
+            .route("/subscriptions/replay", web::post().to(replay_all))
             .route("/{kind}", web::get().to(list))
             .route("/{kind}", web::post().to(create))
             .route("/{kind}/{id}", web::get().to(get))
@@ -254,6 +257,71 @@ async fn events(req: HttpRequest, state: State) -> HttpResponse {
             let items = state.store.events(&q).await?;
             let next = items.last().map(|e| e.seq).unwrap_or(q.since);
             Ok(HttpResponse::Ok().json(json!({"items": items, "next": next})))
+        }
+        .await,
+    )
+}
+
+/// A subscription's notifications (state, attempts, last error) and its delivery
+/// attempts, newest first.
+async fn deliveries(req: HttpRequest, path: web::Path<String>, state: State) -> HttpResponse {
+    finish(
+        async {
+            let id = path.into_inner();
+            let mut limit = 100;
+            for (k, v) in parse_query(req.query_string()) {
+                match k.as_str() {
+                    "limit" => limit = usize_param("limit", &v, MAX_LIMIT)?,
+                    other => {
+                        return Err(Problem::bad_request(format!(
+                            "Unknown parameter '{other}': use limit"
+                        )))
+                    }
+                }
+            }
+            if state.store.subscription_states(Some(&id)).await?.is_empty() {
+                return Err(Problem::not_found(format!("No subscription {id}")));
+            }
+            let (notifications, attempts) = state.store.deliveries(&id, limit as i64).await?;
+            Ok(HttpResponse::Ok().json(json!({"notifications": notifications, "attempts": attempts})))
+        }
+        .await,
+    )
+}
+
+/// Operator replay of dead-lettered notifications (see `store::outbox::replay`).
+pub async fn replay(state: &AppState, subscription: Option<String>) -> Result<usize, Problem> {
+    let op = OutboxOp::Replay {
+        subscription,
+        now: crate::fhir::search::dates::now_micros(),
+    };
+    match state.store.commit(vec![WriteOp::Outbox(op)]).await?.pop() {
+        Some(WriteOutcome::Queued(n)) => Ok(n),
+        _ => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Replay gave no count")),
+    }
+}
+
+async fn replay_one(path: web::Path<String>, state: State) -> HttpResponse {
+    finish(
+        async {
+            let id = path.into_inner();
+            if state.store.subscription_states(Some(&id)).await?.is_empty() {
+                return Err(Problem::not_found(format!("No subscription {id}")));
+            }
+            let n = replay(&state, Some(id.clone())).await?;
+            tracing::info!(subscription = %id, requeued = n, "replay");
+            Ok(HttpResponse::Ok().json(json!({"requeued": n})))
+        }
+        .await,
+    )
+}
+
+async fn replay_all(state: State) -> HttpResponse {
+    finish(
+        async {
+            let n = replay(&state, None).await?;
+            tracing::info!(requeued = n, "replay of every subscription");
+            Ok(HttpResponse::Ok().json(json!({"requeued": n})))
         }
         .await,
     )

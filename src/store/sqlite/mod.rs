@@ -53,17 +53,6 @@ impl SqliteStore {
         sqlx::migrate!("src/store/sqlite/migrations")
             .run(&reads)
             .await?;
-        // One process owns an SQLite store, so any delivery claim found at start was
-        // held by a process that is gone: release it now rather than after its lease.
-        let released = sqlx::query(
-            "UPDATE outbox SET claimed_until = NULL WHERE state = 'pending' AND claimed_until IS NOT NULL",
-        )
-        .execute(&reads)
-        .await?
-        .rows_affected();
-        if released > 0 {
-            tracing::info!(released, "released delivery claims left by a stopped process");
-        }
         let file = options.get_filename().to_owned();
         let jobs = writer::spawn(&file, settings.max_batch)?;
         Ok(SqliteStore {
