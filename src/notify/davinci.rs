@@ -13,6 +13,9 @@
 //! are; their fullUrls are `{base}/{Type}/{id}`, so their relative references resolve
 //! to each other. The MessageHeader, which the gateway does not store, has a
 //! `urn:uuid:` fullUrl; its references are absolute, equal to the entries' fullUrls.
+//!
+//! Receiving ([`parse_message`], in `inbound`) reads any FHIR message Bundle, Da Vinci
+//! or not, into the resources to store.
 
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -22,11 +25,14 @@ use crate::fhir::primitives;
 use crate::topics::catalog::DAVINCI_EVENT_SYSTEM;
 use links::{local_key, receiver, Pool};
 
+mod inbound;
 mod links;
 #[cfg(test)]
 mod samples;
 #[cfg(test)]
 mod tests;
+
+pub use inbound::{parse_message, InboundMessage, STORED_TYPES};
 
 /// `meta.profile` of a notification Bundle.
 pub const BUNDLE_PROFILE: &str =

@@ -115,3 +115,17 @@ fn references<'v>(v: &'v Value, f: &mut impl FnMut(&'v str)) {
         _ => {}
     }
 }
+
+/// Calls `f` with every literal `reference` in `v`, which it may change.
+pub(super) fn references_mut(v: &mut Value, f: &mut impl FnMut(&mut String)) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get_mut("reference") {
+                f(r);
+            }
+            o.values_mut().for_each(|c| references_mut(c, f));
+        }
+        Value::Array(a) => a.iter_mut().for_each(|c| references_mut(c, f)),
+        _ => {}
+    }
+}
