@@ -15,7 +15,7 @@
 //! `urn:uuid:` fullUrl; its references are absolute, equal to the entries' fullUrls.
 //!
 //! Receiving ([`parse_message`], in `inbound`) reads any FHIR message Bundle, Da Vinci
-//! or not, into the resources to store.
+//! or not, into the resources to store; [`response_bundle`] is the answer.
 
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -27,12 +27,14 @@ use links::{local_key, receiver, Pool};
 
 mod inbound;
 mod links;
+mod response;
 #[cfg(test)]
 mod samples;
 #[cfg(test)]
 mod tests;
 
 pub use inbound::{parse_message, InboundMessage, STORED_TYPES};
+pub use response::{response_bundle, ResponseCode};
 
 /// `meta.profile` of a notification Bundle.
 pub const BUNDLE_PROFILE: &str =

@@ -3,7 +3,7 @@
 //! - [`bundle`]: notification Bundles and `$status` answers as the Subscriptions
 //!   Backport IG (STU 1.1, R4 form) profiles them.
 //! - [`davinci`]: Da Vinci Unsolicited Notifications message Bundles (the `message`
-//!   channel), and reading inbound messages for `$process-message`.
+//!   channel), and reading inbound messages for `$process-message`, with its response.
 //! - [`sign`]: webhook signatures in the Standard Webhooks style (HMAC-SHA256 over
 //!   `{id}.{timestamp}.{body}`); receivers read `docs/webhooks.md`.
 //! - [`ssrf`]: which subscriber endpoints the gateway may call, and the addresses to
