@@ -286,7 +286,7 @@ fn param(name: &str, value_key: &str, value: impl Into<Value>) -> Value {
 }
 
 /// `Type/id` split, when the type is an R4 resource type and the id a valid id.
-fn split_ref(r: &str) -> Option<(&str, &str)> {
+pub(super) fn split_ref(r: &str) -> Option<(&str, &str)> {
     let (t, id) = r.split_once('/')?;
     (definitions::get().is_resource_type(t) && primitives::is_valid_id(id)).then_some((t, id))
 }
@@ -300,10 +300,10 @@ fn subscription_url(base: &str, id: &str) -> String {
     format!("{base}/Subscription/{id}")
 }
 
-fn trim(base: &str) -> &str {
+pub(super) fn trim(base: &str) -> &str {
     base.trim_end_matches('/')
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
