@@ -29,6 +29,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(
+                    web::resource("/$process-message")
+                        .post(subscriptions::process_message)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
                     web::resource("/metadata")
                         .get(search::metadata)
                         .default_service(web::to(method_not_allowed)),

@@ -9,6 +9,7 @@ use super::error::ApiError;
 use super::rest::{ctx_or_return, State};
 use crate::fhir::outcome::IssueCode;
 use crate::notify::bundle::{self, Content, NotificationType, SubscriptionStatus};
+use crate::notify::davinci;
 use crate::notify::ssrf;
 use crate::notify::worker::item_of;
 use crate::startup::AppState;
@@ -181,4 +182,54 @@ pub async fn seed_topics(store: &dyn crate::store::Store) -> Result<(), crate::s
         }
     }
     Ok(())
+}
+
+/// `POST /fhir/$process-message`: a Da Vinci notification (or any FHIR message) from
+/// another gateway or hospital. The resources it carries are stored as they are
+/// (update-as-create with their ids) in one transaction, through the same write path
+/// as any FHIR write, so the records, events and notifications follow. The answer is a
+/// response message (`ok`); a message that cannot be taken is a 400/422
+/// OperationOutcome with nothing stored.
+pub async fn process_message(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+    let ctx = ctx_or_return!(req, state);
+    let r = async {
+        let bundle = super::context::resource_body(&req, payload, &state).await?;
+        if bundle["resourceType"] != "Bundle" {
+            return Err(ApiError::bad_request(
+                IssueCode::Invalid,
+                "$process-message takes a message Bundle",
+            ));
+        }
+        let message = davinci::parse_message(&bundle).map_err(|issues| ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            issues,
+        })?;
+        let mut ops = Vec::with_capacity(message.resources.len());
+        for resource in &message.resources {
+            let (Some(rtype), Some(id)) = (resource["resourceType"].as_str(), resource["id"].as_str()) else {
+                continue; // parse_message guarantees both
+            };
+            let op = WriteOp::Update {
+                rtype: rtype.to_owned(),
+                id: id.to_owned(),
+                resource: resource.clone(),
+                if_match: None,
+                full_url: None,
+            };
+            check_write(&state, &op).await?;
+            ops.push(op);
+        }
+        if !ops.is_empty() {
+            state.store.commit(ops).await?;
+        }
+        tracing::info!(
+            message = %message.message_id, event = %message.event.1,
+            stored = message.resources.len(), skipped = message.skipped.len(),
+            "message processed"
+        );
+        let answer = davinci::response_bundle(&ctx.base, &message, davinci::ResponseCode::Ok, None);
+        Ok(ctx.resource(StatusCode::OK, &answer))
+    }
+    .await;
+    ctx.finish(r)
 }

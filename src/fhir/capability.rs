@@ -109,6 +109,8 @@ pub fn capability_statement(base: &str, profiles: &Profiles) -> Value {
                 (422 with every issue when it does not conform); claims of other profiles are accepted unchecked.",
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+            "operation": [{"name": "process-message",
+                "definition": "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"}],
         }],
     })
 }

@@ -20,7 +20,7 @@ use crate::fhir::search::dates;
 use crate::records::RecordKind;
 use crate::store::outbox::{Attempt, Claimed, Next};
 use crate::store::{EventQuery, OutboxOp, Store, WriteOp, WriteOutcome};
-use crate::topics::subscription::SubscriptionSpec;
+use crate::topics::subscription::{Channel, SubscriptionSpec};
 
 /// The longest a notification request may take, whatever the subscription asks.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(30);
@@ -208,7 +208,10 @@ async fn attempt(
     ssrf::check_endpoint(&spec.endpoint, &s.policy)
         .await
         .map_err(|e| Failure::Final(format!("endpoint refused: {e}")))?;
-    let body = notification(store, s, c, &spec).await?;
+    let body = match spec.channel {
+        Channel::RestHook => notification(store, s, c, &spec).await?,
+        Channel::DaVinciMessage => davinci_message(store, s, c, &spec).await?,
+    };
     let body = serde_json::to_vec(&body).expect("bundles serialise");
     let secret = sign::decode_secret(&c.secret).unwrap_or_else(|| c.secret.as_bytes().to_vec());
     let signed = sign::sign(&secret, &c.webhook_id, dates::now_micros() / 1_000_000, &body);
@@ -218,7 +221,7 @@ async fn attempt(
         .unwrap_or(s.default_timeout)
         .min(MAX_TIMEOUT);
     let mut req = client
-        .post(&spec.endpoint)
+        .post(spec.delivery_url())
         .timeout(timeout)
         // Notifications are sent as FHIR JSON whatever payload type was asked for.
         .header("Content-Type", "application/fhir+json")
@@ -306,6 +309,52 @@ async fn notification(
         error: None,
     };
     Ok(bundle::notification_bundle(&s.base_url, &st, kind, content, &events))
+}
+
+/// A Da Vinci Unsolicited Notification message for an event row: the focus and its
+/// context travel in full; the sender is the focus's serviceProvider or requester.
+async fn davinci_message(
+    store: &dyn Store,
+    s: &DeliverySettings,
+    c: &Claimed,
+    spec: &SubscriptionSpec,
+) -> Result<Value, Failure> {
+    let code = spec
+        .topic_def()
+        .and_then(|t| t.davinci_event)
+        .ok_or_else(|| Failure::Final("the topic has no Da Vinci event code".into()))?;
+    if c.kind != "event-notification" {
+        return Err(Failure::Final(format!("no Da Vinci message for a {}", c.kind)));
+    }
+    let mut item = event_item(store, c, c.event_number.unwrap_or(0), Content::FullResource).await?;
+    let focus = item.focus.as_deref().unwrap_or_default();
+    let focus_body = item.resources.iter().find(|r| {
+        format!("{}/{}", r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or("")) == focus
+    });
+    let sender = focus_body.and_then(|f| {
+        f["serviceProvider"]["reference"]
+            .as_str()
+            .or_else(|| f["requester"]["reference"].as_str())
+            .map(str::to_owned)
+    });
+    // The sender travels in the message when it is stored here.
+    if let Some(sender) = &sender {
+        let found = store
+            .read_many(std::slice::from_ref(sender))
+            .await
+            .map_err(|e| Failure::Retryable(format!("reading the sender: {e}")))?;
+        item.resources.extend(found.into_iter().filter_map(|r| r.json()));
+    }
+    let endpoint = spec.delivery_url();
+    let ctx = super::davinci::MessageContext {
+        base: &s.base_url,
+        event_code: code,
+        sender: sender.as_deref(),
+        responsible: None,
+        destination_endpoint: &endpoint,
+        destination_receiver: None,
+    };
+    super::davinci::message_bundle(&ctx, &item).map_err(|e| Failure::Final(format!("message not built: {e}")))
 }
 
 /// The event a row notifies of, with its focus, context and (for full-resource)

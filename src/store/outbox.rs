@@ -74,6 +74,10 @@ pub async fn prepare<T: Tx>(tx: &mut T, id: &str, resource: &mut Value) -> Resul
             // Same channel and filters: the status stays the server's to decide.
             (row[1].text().unwrap_or("requested").to_owned(), false)
         }
+        // The Da Vinci message channel has no handshake message: active at once.
+        Some(_) | None if spec.channel == subscription::Channel::DaVinciMessage => {
+            ("active".to_owned(), false)
+        }
         Some(_) | None => ("requested".to_owned(), true),
     };
     if secret.is_none() {

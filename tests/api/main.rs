@@ -6,6 +6,7 @@ mod helpers;
 mod bad_input;
 mod bundle;
 mod crud;
+mod davinci;
 mod examples;
 mod faults;
 mod internal_api;
