@@ -98,6 +98,12 @@ pub async fn execute<T: Tx>(
         return Ok(vec![outbox_op(tx, op).await?]);
     }
     let many = ops.len() > 1;
+    let commit_has_task = ops.iter().any(|op| match op {
+        WriteOp::Create { resource, .. }
+        | WriteOp::Update { resource, .. }
+        | WriteOp::ConditionalUpdate { resource, .. } => resource["resourceType"] == "Task",
+        _ => false,
+    });
     let wrap = |index: usize, e: StoreError| {
         if many {
             StoreError::Entry {
@@ -194,6 +200,8 @@ pub async fn execute<T: Tx>(
                 stamp(&mut resource, &id, version, now);
                 let index = index_entries(&rtype, &resource);
                 let body = serde_json::to_string(&resource).expect("JSON values always serialise");
+                // Created here with a server-assigned id (not an update-as-create).
+                let server_assigned = created;
                 let created = created || prior.is_none_or(|(_, deleted)| deleted);
                 let stored = StoredResource {
                     rtype,
@@ -206,7 +214,11 @@ pub async fn execute<T: Tx>(
                 tx.write(&stored, &index, prior.is_some())
                     .await
                     .map_err(|e| wrap(i, e))?;
-                records::sync(tx, &stored, &resource)
+                let known = records::Known {
+                    new_id: server_assigned,
+                    commit_has_task,
+                };
+                records::sync(tx, &stored, &resource, known)
                     .await
                     .map_err(|e| wrap(i, e))?;
                 if let Some(p) = subscription {

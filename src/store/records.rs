@@ -44,15 +44,25 @@ async fn load<T: Tx>(tx: &mut T, kind: RecordKind, id: &str) -> Result<Option<Re
     }
 }
 
+/// What the executor knows that spares lookups bound to find nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Known {
+    /// The id was assigned by the server in this commit: no record can exist for it,
+    /// and only a Task in this same commit can point at it.
+    pub new_id: bool,
+    /// The commit writes a Task.
+    pub commit_has_task: bool,
+}
+
 /// Bring the record of `v` (just written, `resource` its body) up to date.
-pub async fn sync<T: Tx>(tx: &mut T, v: &StoredResource, resource: &Value) -> Result<(), StoreError> {
+pub async fn sync<T: Tx>(tx: &mut T, v: &StoredResource, resource: &Value, known: Known) -> Result<(), StoreError> {
     if v.rtype == "Task" {
         return sync_task(tx, v, resource).await;
     }
     let Some(kind) = RecordKind::for_resource_type(&v.rtype) else {
         return Ok(());
     };
-    let prior = load(tx, kind, &v.id).await?;
+    let prior = if known.new_id { None } else { load(tx, kind, &v.id).await? };
     let mut next = Record::from_resource(resource, prior.as_ref()).expect("kind has a record");
     if let Some(p) = &prior {
         for s in p.sources() {
@@ -61,7 +71,8 @@ pub async fn sync<T: Tx>(tx: &mut T, v: &StoredResource, resource: &Value) -> Re
     }
     next.note_source(&v.rtype, &v.id, v.version);
     // A referral's Task may have been written first (earlier in the same transaction).
-    if let (None, Record::Referral(r)) = (&prior, &mut next) {
+    let task_possible = !known.new_id || known.commit_has_task;
+    if let (None, Record::Referral(r), true) = (&prior, &mut next, task_possible) {
         if let Some(task) = task_of(tx, &v.id).await? {
             if let Some(body) = task.json() {
                 r.apply_task(&body, resource["status"].as_str().unwrap_or("active"));

@@ -13,6 +13,7 @@ test_both!(
     encounters_make_transitions_with_events,
     a_discharge_without_an_end_time_is_refused,
     a_transaction_with_the_task_first_still_links_it,
+    a_task_written_before_its_service_request_is_found,
     care_plans_and_consents_raise_change_events,
     deleting_the_resource_removes_the_record,
 );
@@ -187,6 +188,18 @@ async fn a_transaction_with_the_task_first_still_links_it(app: TestApp) {
     assert_eq!(list["items"][0]["status"], "accepted");
     assert_eq!(list["items"][0]["task"]["status"], "accepted");
     assert_eq!(app.event_names().await, ["ReferralAccepted"]);
+}
+
+async fn a_task_written_before_its_service_request_is_found(app: TestApp) {
+    // The receiver's Task arrives first, naming a client-chosen ServiceRequest id.
+    app.create(&task_for("client-sr-1", "accepted")).await;
+    let mut sr = referral_sr("Patient/p7");
+    sr["id"] = json!("client-sr-1");
+    let resp = app.put_json("ServiceRequest/client-sr-1", &sr).await;
+    assert_eq!(resp.status(), 201);
+    let r = record(&app, "referrals/client-sr-1").await;
+    assert_eq!(r["status"], "accepted");
+    assert_eq!(r["task"]["status"], "accepted");
 }
 
 async fn care_plans_and_consents_raise_change_events(app: TestApp) {
