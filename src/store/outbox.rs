@@ -126,18 +126,26 @@ pub async fn save<T: Tx>(tx: &mut T, v: &StoredResource, p: Prepared) -> Result<
     if p.handshake {
         enqueue(tx, &v.id, "handshake", None, None, v.last_updated).await?;
     }
+    if p.status == "off" {
+        // Switched off: nothing more goes out, not even what was owed.
+        drop_pending(tx, &v.id, v.last_updated).await?;
+    }
     Ok(())
+}
+
+async fn drop_pending<T: Tx>(tx: &mut T, id: &str, now: i64) -> Result<(), StoreError> {
+    tx.exec(&stmt(
+        "UPDATE outbox SET state = 'dead', done_at = $2 WHERE subscription_id = $1 AND state = 'pending'",
+        vec![t(id), Bind::Int(now)],
+    ))
+    .await
 }
 
 /// A Subscription deleted: nothing more is owed to it.
 pub async fn remove<T: Tx>(tx: &mut T, id: &str, now: i64) -> Result<(), StoreError> {
     tx.exec(&stmt("DELETE FROM subscriptions WHERE id = $1", vec![t(id)]))
         .await?;
-    tx.exec(&stmt(
-        "UPDATE outbox SET state = 'dead', done_at = $2 WHERE subscription_id = $1 AND state = 'pending'",
-        vec![t(id), Bind::Int(now)],
-    ))
-    .await
+    drop_pending(tx, id, now).await
 }
 
 async fn enqueue<T: Tx>(

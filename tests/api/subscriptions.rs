@@ -21,6 +21,7 @@ test_both!(
     order_is_kept_through_an_outage,
     bad_subscriptions_are_refused,
     heartbeats_come_on_schedule,
+    switching_off_stops_notifications,
     topics_are_published_read_only,
 );
 
@@ -235,6 +236,22 @@ async fn heartbeats_come_on_schedule(app: TestApp) {
     assert_eq!(hits.iter().find(|h| h.kind() == "event-notification").unwrap().event_numbers(), [1]);
     let st = app.search(&format!("Subscription/{id}/$status")).await;
     assert_eq!(param(&st["entry"][0]["resource"], "events-since-subscription-start"), "1");
+}
+
+async fn switching_off_stops_notifications(app: TestApp) {
+    let rx = Receiver::start().await;
+    let id = subscribe(&app, &subscription("encounter-end", &[], &rx.url, "id-only")).await;
+    let mut current: Value = app.get(&format!("Subscription/{id}")).await.json().await.unwrap();
+    current["status"] = json!("off");
+    current["channel"]["extension"] = json!([{"url": "http://handoff.example.org/fhir/StructureDefinition/webhook-secret", "valueString": SECRET}]);
+    let r = app.put_json(&format!("Subscription/{id}"), &current).await;
+    assert_eq!(r.status(), 200);
+    wait_status(&app, &id, "off").await;
+    app.create(&discharged("Patient/off")).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(rx.hits().iter().all(|h| h.kind() == "handshake"), "nothing after switching off");
+    let st = app.search(&format!("Subscription/{id}/$status")).await;
+    assert_eq!(param(&st["entry"][0]["resource"], "status"), "off");
 }
 
 async fn bad_subscriptions_are_refused(app: TestApp) {
