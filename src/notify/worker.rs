@@ -16,6 +16,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use super::bundle::{self, Content, EventItem, NotificationType, SubscriptionStatus};
 use super::sign;
 use super::ssrf::{self, EndpointPolicy};
+use crate::fhir::format::{self, Format};
 use crate::fhir::search::dates;
 use crate::records::RecordKind;
 use crate::store::outbox::{Attempt, Claimed, Next};
@@ -212,7 +213,13 @@ async fn attempt(
         Channel::RestHook => notification(store, s, c, &spec).await?,
         Channel::DaVinciMessage => davinci_message(store, s, c, &spec).await?,
     };
-    let body = serde_json::to_vec(&body).expect("bundles serialise");
+    // The payload type the subscriber asked for. XML rendering goes through the FHIR
+    // model (large Bundles are rendered on the blocking pool).
+    let format = if spec.wants_xml() { Format::Xml } else { Format::Json };
+    let body = tokio::task::spawn_blocking(move || format::render(&body, format, false))
+        .await
+        .map_err(|_| Failure::Retryable("rendering was interrupted".into()))?
+        .map_err(|e| Failure::Final(format!("the notification could not be rendered: {e}")))?;
     let secret = sign::decode_secret(&c.secret).unwrap_or_else(|| c.secret.as_bytes().to_vec());
     let signed = sign::sign(&secret, &c.webhook_id, dates::now_micros() / 1_000_000, &body);
     let timeout = spec
@@ -223,8 +230,7 @@ async fn attempt(
     let mut req = client
         .post(spec.delivery_url())
         .timeout(timeout)
-        // Notifications are sent as FHIR JSON whatever payload type was asked for.
-        .header("Content-Type", "application/fhir+json")
+        .header("Content-Type", format.mime())
         .header(sign::HEADER_ID, &signed.id)
         .header(sign::HEADER_TIMESTAMP, signed.timestamp.to_string())
         .header(sign::HEADER_SIGNATURE, &signed.signature);

@@ -120,9 +120,12 @@ async fn a_discharge_reaches_the_subscribed_pcp(app: TestApp) {
 }
 
 async fn content_levels_empty_and_full_resource(app: TestApp) {
-    let (rx_empty, rx_full) = (Receiver::start().await, Receiver::start().await);
+    let (rx_empty, rx_full, rx_xml) = (Receiver::start().await, Receiver::start().await, Receiver::start().await);
     subscribe(&app, &subscription("encounter-end", &[], &rx_empty.url, "empty")).await;
     subscribe(&app, &subscription("encounter-end", &[], &rx_full.url, "full-resource")).await;
+    let mut xml = subscription("encounter-end", &[], &rx_xml.url, "full-resource");
+    xml["channel"]["payload"] = json!("application/fhir+xml");
+    subscribe(&app, &xml).await;
     let enc = app.create(&discharged("Patient/p2")).await;
     let empty = rx_empty.wait("empty", |h| h.len() >= 2).await;
     assert_eq!(empty[1].json["entry"].as_array().unwrap().len(), 1, "{}", empty[1].json);
@@ -132,6 +135,15 @@ async fn content_levels_empty_and_full_resource(app: TestApp) {
     let enc_entry = entries.iter().find(|e| e["resource"]["resourceType"] == "Encounter").expect("the Encounter travels");
     assert_eq!(enc_entry["resource"]["id"], enc["id"]);
     assert_eq!(enc_entry["resource"]["period"]["end"], "2026-11-23T10:00:00Z");
+    // The payload type asked for: XML, signed over the XML bytes.
+    let x = rx_xml.wait("xml", |h| h.len() >= 2).await;
+    assert!(x[1].header("content-type").unwrap().starts_with("application/fhir+xml"));
+    let text = String::from_utf8(x[1].body.clone()).unwrap();
+    assert!(text.contains("<Bundle") && text.contains("<Encounter"), "{text}");
+    let secret = handoff::notify::sign::decode_secret(SECRET).unwrap_or_else(|| SECRET.as_bytes().to_vec());
+    let ts: i64 = x[1].header("webhook-timestamp").unwrap().parse().unwrap();
+    let (wid, sig) = (x[1].header("webhook-id").unwrap(), x[1].header("webhook-signature").unwrap());
+    assert!(handoff::notify::sign::verify(&secret, wid, ts, &x[1].body, sig, ts, 300).is_ok());
 }
 
 async fn failures_are_retried_with_the_same_webhook_id(app: TestApp) {
