@@ -18,6 +18,8 @@
 
 mod directive;
 mod matching;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
 
