@@ -7,6 +7,8 @@
 //! - [`fhir`]: the FHIR R4 boundary: formats, validation, OperationOutcome, search.
 //! - [`records`]: coordination records (referral, transition, care plan, consent)
 //!   and their translation to and from FHIR.
+//! - [`consent`]: the consent decision (issue #5): may this recipient receive these
+//!   data about this patient for this purpose now (pure; rules in docs/consent.md).
 //! - [`store`]: the storage trait and its SQLite and PostgreSQL backends.
 //! - [`notify`]: notification delivery: Bundles, webhook signatures, the subscriber
 //!   endpoint policy, the delivery worker.
@@ -17,6 +19,7 @@
 pub mod api;
 pub mod bench;
 pub mod config;
+pub mod consent;
 pub mod fhir;
 pub mod notify;
 pub mod records;
