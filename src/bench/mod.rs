@@ -2,7 +2,9 @@
 //! (so its peak RSS is its own) on a fresh store, each beside a raw ceiling measured
 //! in the same run.
 //!
-//! - [`create`]: durable create throughput and latency.
+//! - [`create`] (the default): durable create throughput and latency.
+//! - [`deliveries`] (`handoff bench deliveries`): discharge notifications fanned out to
+//!   local subscribers, open loop at fractions of the measured saturation rate.
 
 use std::process::Stdio;
 use std::str::FromStr;
@@ -12,20 +14,39 @@ use anyhow::{bail, Context};
 use sqlx::ConnectOptions;
 
 pub mod create;
+pub mod deliveries;
+mod analysis;
+mod events;
+mod subscriber;
 
 pub use create::CreateArgs;
+pub use deliveries::DeliveryArgs;
 
 /// PostgreSQL measured unless `--postgres-url none`.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 #[derive(clap::Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub which: Option<Which>,
+    /// Without a subcommand: the create benchmark.
     #[command(flatten)]
     pub create: CreateArgs,
 }
 
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Which {
+    /// Discharge notifications to 1, 5, 20 local subscribers at 25/50/80% of
+    /// saturation, open loop, beside a bare HTTP POST loop's ceiling (see README).
+    Deliveries(DeliveryArgs),
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    create::run(args.create).await
+    match args.which {
+        Some(Which::Deliveries(d)) => deliveries::run(d).await,
+        None => create::run(args.create).await,
+    }
 }
 
 /// The gateway under test, a child process of the bench.
