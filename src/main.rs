@@ -59,7 +59,8 @@ enum Command {
         #[arg(long)]
         subscription: Option<String>,
     },
-    /// Measure create throughput and latency against both stores (see README).
+    /// Measure create throughput and latency against both stores; `bench deliveries`:
+    /// notification delivery to local subscribers (see README).
     Bench(bench::BenchArgs),
 }
 

@@ -1,5 +1,5 @@
-//! `handoff bench`: durable create throughput of the real server, beside the raw
-//! ceiling of the disk measured in the same run.
+//! `handoff bench` (the default): durable create throughput of the real server, beside
+//! the raw ceiling of the disk measured in the same run.
 //!
 //! The server runs as a child process (so its peak RSS is its own), on a fresh SQLite
 //! file and, when reachable, a fresh PostgreSQL schema. Closed-loop clients POST
@@ -7,16 +7,14 @@
 //! same rows inserted straight into SQLite (WAL, synchronous=FULL) one transaction
 //! each: what the disk allows without group commit.
 
-use std::process::Stdio;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use sqlx::ConnectOptions;
+
+use super::{peak_rss_kb, pct, pg_reset_schema, pg_url_with_schema, Server, DEFAULT_POSTGRES_URL};
 
 #[derive(clap::Args, Debug, Clone)]
-pub struct BenchArgs {
+pub struct CreateArgs {
     /// Seconds of load per row of the table.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
@@ -24,7 +22,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', default_value = "16,64")]
     pub clients: Vec<usize>,
     /// PostgreSQL to measure (a schema is created for the run); "none" to skip.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    #[arg(long, default_value = DEFAULT_POSTGRES_URL)]
     pub postgres_url: String,
 }
 
@@ -38,7 +36,7 @@ struct Row {
     rss_mb: f64,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: CreateArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("handoff-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     println!(
@@ -90,56 +88,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The schema travels as a connection option the server passes to PostgreSQL.
-fn pg_url_with_schema(url: &str, schema: &str) -> String {
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-c%20search_path%3D{schema}")
-}
-
 async fn measure_store(
     name: &str,
     db_url: &str,
-    _extra: &[&str],
-    args: &BenchArgs,
+    extra: &[&str],
+    args: &CreateArgs,
 ) -> anyhow::Result<Vec<Row>> {
+    let schema = db_url.rsplit("%3D").next().unwrap_or("public").to_owned();
     if name == "postgres" {
         // Create the schema named in the URL's search_path before the server migrates.
-        let base = args.postgres_url.clone();
-        let schema = db_url.rsplit("%3D").next().unwrap_or("public").to_owned();
-        let mut c = sqlx::postgres::PgConnectOptions::from_str(&base)?
-            .connect()
-            .await
-            .context("connecting to PostgreSQL")?;
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .execute(&mut c)
-            .await?;
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&mut c)
-            .await?;
+        pg_reset_schema(&args.postgres_url, &schema, true).await?;
     }
-    let port = free_port()?;
-    let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
-        .args([
-            "serve",
-            "--http-addr",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            db_url,
-        ])
-        .env("RUST_LOG", "warn")
-        .env_remove("HANDOFF_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the server")?;
-    let pid = child.id().context("server pid")?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&client, &base).await?;
+    let server = Server::start(db_url, extra, &client).await?;
+    let (base, pid) = (server.base.clone(), server.pid);
 
     let mut rows = Vec::new();
     for &clients in &args.clients {
@@ -148,32 +112,20 @@ async fn measure_store(
         let (n, errors, mut lat, elapsed) =
             load(&client, &base, clients, Duration::from_secs(args.seconds)).await;
         lat.sort_unstable();
-        let pct = |p: f64| {
-            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-                .copied()
-                .unwrap_or(0)
-        };
         rows.push(Row {
             store: name.to_owned(),
             clients,
             rps: n as f64 / elapsed.as_secs_f64(),
-            p50_ms: pct(0.50) as f64 / 1000.0,
-            p99_ms: pct(0.99) as f64 / 1000.0,
+            p50_ms: pct(&lat, 0.50) as f64 / 1000.0,
+            p99_ms: pct(&lat, 0.99) as f64 / 1000.0,
             errors,
             rss_mb: peak_rss_kb(pid).unwrap_or(0) as f64 / 1024.0,
         });
         println!("{name} x{clients}: {} creates, {errors} errors", n);
     }
-    let _ = child.start_kill();
-    let _ = child.wait().await;
+    server.stop().await;
     if name == "postgres" {
-        let schema = db_url.rsplit("%3D").next().unwrap_or("public").to_owned();
-        let mut c = sqlx::postgres::PgConnectOptions::from_str(&args.postgres_url)?
-            .connect()
-            .await?;
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .execute(&mut c)
-            .await?;
+        pg_reset_schema(&args.postgres_url, &schema, false).await?;
     }
     Ok(rows)
 }
@@ -184,7 +136,7 @@ async fn load(
     base: &str,
     clients: usize,
     length: Duration,
-) -> (usize, usize, Vec<u32>, Duration) {
+) -> (usize, usize, Vec<u64>, Duration) {
     let start = Instant::now();
     let deadline = start + length;
     let mut tasks = Vec::new();
@@ -208,7 +160,7 @@ async fn load(
                 match r {
                     Ok(resp) if resp.status().as_u16() == 201 => {
                         ok += 1;
-                        lat.push(t.elapsed().as_micros() as u32);
+                        lat.push(t.elapsed().as_micros() as u64);
                     }
                     _ => errors += 1,
                 }
@@ -280,34 +232,4 @@ pub fn service_request(seed: usize) -> Value {
         "supportingInfo": [{"reference": "DiagnosticReport/ecg-1"}, {"reference": "Observation/troponin-1"}],
         "note": [{"text": text}]
     })
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if let Ok(r) = client.get(format!("{base}/health")).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("the server did not become ready")
-}
-
-/// VmHWM: the process's peak resident set, from /proc (Linux).
-fn peak_rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
