@@ -238,11 +238,13 @@ async fn transaction(
     }
     for (k, op) in ops.iter().enumerate() {
         if let Err(mut e) = super::subscriptions::check_write(state, op).await {
-            let entry = write_ix.get(k).copied().unwrap_or(k);
+            let at = format!(
+                "Bundle.entry[{}].resource",
+                write_ix.get(k).copied().unwrap_or(k)
+            );
+            crate::fhir::outcome::rebase(&mut e.issues, "Subscription", &at);
             for issue in &mut e.issues {
-                let inner = issue.expression.take().unwrap_or_default();
-                let inner = inner.split_once('.').map(|(_, rest)| format!(".{rest}")).unwrap_or_default();
-                issue.expression = Some(format!("Bundle.entry[{entry}].resource{inner}"));
+                issue.expression.get_or_insert_with(|| at.clone());
             }
             return Err(e);
         }

@@ -35,10 +35,7 @@ pub struct Prepared {
 }
 
 fn stmt(text: &str, binds: Vec<Bind>) -> Sql {
-    Sql {
-        text: text.to_owned(),
-        binds,
-    }
+    Sql::with(text, binds)
 }
 
 fn t(s: &str) -> Bind {
@@ -57,17 +54,27 @@ fn take_secret(resource: &mut Value) -> Option<String> {
 }
 
 /// Parse and decide, before the version is written; sets `status` on the resource.
-pub async fn prepare<T: Tx>(tx: &mut T, id: &str, resource: &mut Value) -> Result<Prepared, StoreError> {
+pub async fn prepare<T: Tx>(
+    tx: &mut T,
+    id: &str,
+    resource: &mut Value,
+) -> Result<Prepared, StoreError> {
     let secret = take_secret(resource);
     let mut spec = subscription::parse(resource).map_err(StoreError::Unprocessable)?;
     // The status is the server's to drive; the spec is what the subscriber asked for.
     spec.status.clear();
     let spec_json = serde_json::to_string(&spec).expect("specs serialise");
     let existing = tx
-        .fetch_rows(&stmt("SELECT spec, status FROM subscriptions WHERE id = $1", vec![t(id)]))
+        .fetch_rows(&stmt(
+            "SELECT spec, status FROM subscriptions WHERE id = $1",
+            vec![t(id)],
+        ))
         .await?
         .pop();
-    let asked = resource["status"].as_str().unwrap_or("requested").to_owned();
+    let asked = resource["status"]
+        .as_str()
+        .unwrap_or("requested")
+        .to_owned();
     let (status, handshake) = match existing {
         _ if asked == "off" => ("off".to_owned(), false),
         Some(row) if row[0].text() == Some(spec_json.as_str()) && row[1].text() != Some("off") => {
@@ -82,7 +89,10 @@ pub async fn prepare<T: Tx>(tx: &mut T, id: &str, resource: &mut Value) -> Resul
     };
     if secret.is_none() {
         let has_one = tx
-            .fetch_text(&stmt("SELECT secret FROM subscriptions WHERE id = $1", vec![t(id)]))
+            .fetch_text(&stmt(
+                "SELECT secret FROM subscriptions WHERE id = $1",
+                vec![t(id)],
+            ))
             .await?
             .is_some();
         if !has_one {
@@ -143,8 +153,11 @@ async fn drop_pending<T: Tx>(tx: &mut T, id: &str, now: i64) -> Result<(), Store
 
 /// A Subscription deleted: nothing more is owed to it.
 pub async fn remove<T: Tx>(tx: &mut T, id: &str, now: i64) -> Result<(), StoreError> {
-    tx.exec(&stmt("DELETE FROM subscriptions WHERE id = $1", vec![t(id)]))
-        .await?;
+    tx.exec(&stmt(
+        "DELETE FROM subscriptions WHERE id = $1",
+        vec![t(id)],
+    ))
+    .await?;
     drop_pending(tx, id, now).await
 }
 
@@ -197,9 +210,10 @@ pub async fn match_event<T: Tx>(
                 tracing::error!(subscription = id, "stored subscription spec unreadable");
                 continue;
             };
-            let matches = spec.filters.iter().all(|f| {
-                catalog::filter_values(topic, &f.param, record).contains(&f.value)
-            });
+            let matches = spec
+                .filters
+                .iter()
+                .all(|f| catalog::filter_values(topic, &f.param, record).contains(&f.value));
             if !matches {
                 continue;
             }
@@ -213,7 +227,15 @@ pub async fn match_event<T: Tx>(
                 .first()
                 .and_then(|r| r[0].int())
                 .unwrap_or(0);
-            enqueue(tx, id, "event-notification", Some((seq, number)), Some(format!("{id}-{number}")), now).await?;
+            enqueue(
+                tx,
+                id,
+                "event-notification",
+                Some((seq, number)),
+                Some(format!("{id}-{number}")),
+                now,
+            )
+            .await?;
             queued += 1;
         }
     }
@@ -275,7 +297,9 @@ pub async fn replay<T: Tx>(
         .await?;
     let mut changed = Vec::new();
     for row in errored {
-        let Some(id) = row[0].text().map(str::to_owned) else { continue };
+        let Some(id) = row[0].text().map(str::to_owned) else {
+            continue;
+        };
         let shaken = row[1].int().unwrap_or(0) != 0;
         let status = if shaken { "active" } else { "requested" };
         tx.exec(&stmt(
@@ -310,7 +334,12 @@ pub struct Claimed {
 
 /// Claim up to `limit` due rows until `lease_until`: only the oldest pending row of
 /// each subscription (per-subscriber order), none leased by another worker.
-pub async fn claim<T: Tx>(tx: &mut T, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Claimed>, StoreError> {
+pub async fn claim<T: Tx>(
+    tx: &mut T,
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+) -> Result<Vec<Claimed>, StoreError> {
     let pick = format!(
         "SELECT o.id FROM outbox o WHERE o.state = 'pending' AND o.next_attempt <= $1 \
          AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
@@ -384,7 +413,12 @@ pub enum Next {
 
 /// Record an attempt and what follows from it. A delivered handshake makes the
 /// subscription `active`; a dead row (handshake or not) puts it in `error`.
-pub async fn finish<T: Tx>(tx: &mut T, c: &Claimed, a: &Attempt, next: &Next) -> Result<Option<&'static str>, StoreError> {
+pub async fn finish<T: Tx>(
+    tx: &mut T,
+    c: &Claimed,
+    a: &Attempt,
+    next: &Next,
+) -> Result<Option<&'static str>, StoreError> {
     tx.exec(&stmt(
         "INSERT INTO delivery_attempts (outbox_id, subscription_id, at, http_status, latency_us, error) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -451,11 +485,13 @@ pub struct SubState {
     pub error: Option<String>,
 }
 
-pub const SELECT_STATES: &str = "SELECT id, topic, status, events_since_start, error FROM subscriptions \
+pub const SELECT_STATES: &str =
+    "SELECT id, topic, status, events_since_start, error FROM subscriptions \
      WHERE ($1 = '' OR id = $1) ORDER BY id LIMIT 1000";
 
 /// Events notified to a subscription, numbered, oldest first (for `$events`).
-pub const SELECT_SUB_EVENTS: &str = "SELECT o.event_number, e.seq, e.event, e.record_kind, e.record_id, \
+pub const SELECT_SUB_EVENTS: &str =
+    "SELECT o.event_number, e.seq, e.event, e.record_kind, e.record_id, \
      e.rtype, e.rid, e.version, e.patient, e.at, e.detail \
      FROM outbox o JOIN domain_events e ON e.seq = o.event_seq \
      WHERE o.subscription_id = $1 AND o.kind = 'event-notification' \

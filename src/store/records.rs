@@ -24,10 +24,7 @@ const INSERT_EVENT: &str = "INSERT INTO domain_events \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq";
 
 fn stmt(text: &str, binds: Vec<Bind>) -> Sql {
-    Sql {
-        text: text.to_owned(),
-        binds,
-    }
+    Sql::with(text, binds)
 }
 
 async fn load<T: Tx>(tx: &mut T, kind: RecordKind, id: &str) -> Result<Option<Record>, StoreError> {
@@ -39,7 +36,10 @@ async fn load<T: Tx>(tx: &mut T, kind: RecordKind, id: &str) -> Result<Option<Re
         None => Ok(None),
         Some(body) => Record::parse(kind, &body).map(Some).map_err(|e| {
             tracing::error!(kind = kind.as_str(), id, error = %e, "stored record unreadable");
-            StoreError::Conflict(format!("The stored {} record {id} is unreadable", kind.as_str()))
+            StoreError::Conflict(format!(
+                "The stored {} record {id} is unreadable",
+                kind.as_str()
+            ))
         }),
     }
 }
@@ -55,14 +55,23 @@ pub struct Known {
 }
 
 /// Bring the record of `v` (just written, `resource` its body) up to date.
-pub async fn sync<T: Tx>(tx: &mut T, v: &StoredResource, resource: &Value, known: Known) -> Result<(), StoreError> {
+pub async fn sync<T: Tx>(
+    tx: &mut T,
+    v: &StoredResource,
+    resource: &Value,
+    known: Known,
+) -> Result<(), StoreError> {
     if v.rtype == "Task" {
         return sync_task(tx, v, resource).await;
     }
     let Some(kind) = RecordKind::for_resource_type(&v.rtype) else {
         return Ok(());
     };
-    let prior = if known.new_id { None } else { load(tx, kind, &v.id).await? };
+    let prior = if known.new_id {
+        None
+    } else {
+        load(tx, kind, &v.id).await?
+    };
     let mut next = Record::from_resource(resource, prior.as_ref()).expect("kind has a record");
     if let Some(p) = &prior {
         for s in p.sources() {
@@ -150,21 +159,22 @@ async fn save<T: Tx>(
     for e in events {
         let detail = json!({"from": prior.map(Record::status), "to": next.status()});
         tracing::info!(event = e.as_str(), kind = kind.as_str(), id = %id, "domain event");
-        let rows = tx.fetch_rows(&stmt(
-            INSERT_EVENT,
-            vec![
-                Bind::Text(e.as_str().into()),
-                Bind::Text(kind.as_str().into()),
-                Bind::Text(id.clone()),
-                Bind::Text(v.rtype.clone()),
-                Bind::Text(v.id.clone()),
-                Bind::Int(v.version),
-                Bind::OptText(patient.clone()),
-                Bind::Int(v.last_updated),
-                Bind::Text(detail.to_string()),
-            ],
-        ))
-        .await?;
+        let rows = tx
+            .fetch_rows(&stmt(
+                INSERT_EVENT,
+                vec![
+                    Bind::Text(e.as_str().into()),
+                    Bind::Text(kind.as_str().into()),
+                    Bind::Text(id.clone()),
+                    Bind::Text(v.rtype.clone()),
+                    Bind::Text(v.id.clone()),
+                    Bind::Int(v.version),
+                    Bind::OptText(patient.clone()),
+                    Bind::Int(v.last_updated),
+                    Bind::Text(detail.to_string()),
+                ],
+            ))
+            .await?;
         let seq = rows.first().and_then(|r| r[0].int()).unwrap_or(0);
         super::outbox::match_event(tx, seq, e.as_str(), next, v.last_updated).await?;
     }
@@ -189,9 +199,9 @@ fn rule_error(e: RuleError) -> StoreError {
         RuleError::Illegal { message, path } => {
             StoreError::Lifecycle(Issue::error(IssueCode::BusinessRule, message).at(path))
         }
-        RuleError::Incomplete { message, path } => StoreError::Unprocessable(vec![
-            Issue::error(IssueCode::BusinessRule, message).at(path),
-        ]),
+        RuleError::Incomplete { message, path } => {
+            StoreError::Unprocessable(vec![Issue::error(IssueCode::BusinessRule, message).at(path)])
+        }
     }
 }
 
@@ -230,7 +240,8 @@ pub struct EventRow {
 }
 
 fn record_filters(q: &RecordQuery, s: &mut Sql) {
-    s.push(" WHERE kind = ").bind(Bind::Text(q.kind.as_str().into()));
+    s.push(" WHERE kind = ")
+        .bind(Bind::Text(q.kind.as_str().into()));
     if let Some(p) = &q.patient {
         s.push(" AND patient = ").bind(Bind::Text(p.clone()));
     }
@@ -267,7 +278,8 @@ pub fn list_events(q: &EventQuery) -> Sql {
             .push(" AND record_id = ")
             .bind(Bind::Text(id.clone()));
     }
-    s.push(" ORDER BY seq LIMIT ").bind(Bind::Int(q.limit as i64));
+    s.push(" ORDER BY seq LIMIT ")
+        .bind(Bind::Int(q.limit as i64));
     s
 }
 

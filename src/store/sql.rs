@@ -25,6 +25,13 @@ pub struct Sql {
 }
 
 impl Sql {
+    /// A whole statement with its binds (`$N` already in the text).
+    pub fn with(text: &str, binds: Vec<Bind>) -> Self {
+        Sql {
+            text: text.to_owned(),
+            binds,
+        }
+    }
     pub fn new(text: &str) -> Self {
         Sql {
             text: text.to_owned(),

@@ -46,7 +46,10 @@ fn start(config: &std::path::Path, port: u16) -> Gateway {
 async fn wait_up(client: &reqwest::Client, base: &str) {
     let start = Instant::now();
     while client.get(format!("{base}/metadata")).send().await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the gateway did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the gateway did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -76,7 +79,10 @@ async fn subscribe(client: &reqwest::Client, base: &str, rx: &Receiver) {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    rx.wait("the handshake", |h| h.iter().any(|h| h.kind() == "handshake")).await;
+    rx.wait("the handshake", |h| {
+        h.iter().any(|h| h.kind() == "handshake")
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await; // the handshake's result is recorded
 }
 
@@ -85,13 +91,18 @@ async fn admit(client: &reqwest::Client, base: &str, n: usize) {
     for chunk in 0..n.div_ceil(100) {
         let size = (n - chunk * 100).min(100);
         let entries: Vec<Value> = (0..size)
-            .map(|_| json!({"resource": encounter("in-progress", "Location/ward-1"),
-                            "request": {"method": "POST", "url": "Encounter"}}))
+            .map(|_| {
+                json!({"resource": encounter("in-progress", "Location/ward-1"),
+                            "request": {"method": "POST", "url": "Encounter"}})
+            })
             .collect();
         let r = client
             .post(base)
             .header("Content-Type", "application/fhir+json")
-            .body(json!({"resourceType": "Bundle", "type": "transaction", "entry": entries}).to_string())
+            .body(
+                json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+                    .to_string(),
+            )
             .send()
             .await
             .unwrap();
@@ -106,7 +117,9 @@ fn assert_all_once_in_order(rx: &Receiver, n: usize) {
     let mut first_seen = Vec::new();
     for h in &delivered {
         for e in h.event_numbers() {
-            ids.entry(e).or_default().insert(h.header("webhook-id").unwrap().to_owned());
+            ids.entry(e)
+                .or_default()
+                .insert(h.header("webhook-id").unwrap().to_owned());
             if !first_seen.contains(&e) {
                 first_seen.push(e);
             }
@@ -114,7 +127,10 @@ fn assert_all_once_in_order(rx: &Receiver, n: usize) {
     }
     let all: Vec<i64> = (1..=n as i64).collect();
     assert_eq!(ids.keys().copied().collect::<Vec<_>>(), all);
-    assert!(ids.values().all(|w| w.len() == 1), "a repeat came with another webhook id");
+    assert!(
+        ids.values().all(|w| w.len() == 1),
+        "a repeat came with another webhook id"
+    );
     assert_eq!(first_seen, all, "delivered out of order");
 }
 
@@ -136,16 +152,27 @@ async fn kill_9_loses_nothing(database_url: String, dir: &std::path::Path) {
     subscribe(&client, &gw.base, &rx).await;
     admit(&client, &gw.base, EVENTS).await;
     // Some delivered, most still owed: kill -9.
-    rx.wait("a first hundred deliveries", |h| h.iter().filter(|h| h.kind() == "event-notification").count() >= 100).await;
+    rx.wait("a first hundred deliveries", |h| {
+        h.iter()
+            .filter(|h| h.kind() == "event-notification")
+            .count()
+            >= 100
+    })
+    .await;
     gw.child.kill().unwrap(); // SIGKILL
     gw.child.wait().unwrap();
     let before_restart = rx.delivered_events().len();
-    assert!(before_restart < EVENTS, "all delivered before the kill: the test proves nothing");
+    assert!(
+        before_restart < EVENTS,
+        "all delivered before the kill: the test proves nothing"
+    );
 
     let mut gw = start(&config, port);
-    rx.wait_long("every event after the restart", Duration::from_secs(120), |h| {
-        distinct_events(h) >= EVENTS
-    })
+    rx.wait_long(
+        "every event after the restart",
+        Duration::from_secs(120),
+        |h| distinct_events(h) >= EVENTS,
+    )
     .await;
     gw.child.kill().unwrap();
     gw.child.wait().unwrap();
@@ -161,39 +188,71 @@ async fn kill_9_while_delivering_sqlite() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A PostgreSQL database of its own (the binary takes a URL, not a schema), and a
+/// directory for its config files; None when PostgreSQL is unreachable outside CI.
+struct FreshDatabase {
+    admin: sqlx::PgConnection,
+    name: String,
+    url: url::Url,
+    dir: std::path::PathBuf,
+}
+
+impl FreshDatabase {
+    async fn create() -> Option<FreshDatabase> {
+        use sqlx::Connection;
+        let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_url()).await else {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "PostgreSQL is required under CI"
+            );
+            return None;
+        };
+        let name = format!(
+            "handoff_fault_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&postgres_url()).unwrap();
+        url.set_path(&name);
+        let dir = std::env::temp_dir().join(format!("handoff-fault-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Some(FreshDatabase {
+            admin,
+            name,
+            url,
+            dir,
+        })
+    }
+
+    async fn drop(mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let drop = format!("DROP DATABASE {} WITH (FORCE)", self.name);
+        let _ = sqlx::query(&drop).execute(&mut self.admin).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_delivering_postgres() {
-    use sqlx::Connection;
-    let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_url()).await else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "PostgreSQL is required under CI");
+    let Some(db) = FreshDatabase::create().await else {
         return;
     };
-    let name = format!("handoff_fault_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
-    let mut url = url::Url::parse(&postgres_url()).unwrap();
-    url.set_path(&name);
-    let dir = std::env::temp_dir().join(format!("handoff-fault-{name}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (url, dir) = (db.url.clone(), db.dir.clone());
     kill_9_loses_nothing(url.to_string(), &dir).await;
-    let _ = std::fs::remove_dir_all(dir);
-    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await;
+    db.drop().await;
 }
 
 /// Two gateways on one PostgreSQL share the outbox: no row is sent by both at once
 /// (the subscriber never sees two requests in flight), each event once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_on_one_postgres() {
-    use sqlx::Connection;
-    let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_url()).await else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "PostgreSQL is required under CI");
+    let Some(db) = FreshDatabase::create().await else {
         return;
     };
-    let name = format!("handoff_fault_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
-    let mut url = url::Url::parse(&postgres_url()).unwrap();
-    url.set_path(&name);
-    let dir = std::env::temp_dir().join(format!("handoff-fault-{name}"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (url, dir) = (db.url.clone(), db.dir.clone());
 
     let client = reqwest::Client::new();
     let rx = Receiver::start().await;
@@ -207,23 +266,34 @@ async fn two_gateways_on_one_postgres() {
     // Events written through both gateways.
     admit(&client, &a.base, 150).await;
     admit(&client, &b.base, 150).await;
-    rx.wait_long("all 300", Duration::from_secs(60), |h| distinct_events(h) >= 300).await;
+    rx.wait_long("all 300", Duration::from_secs(60), |h| {
+        distinct_events(h) >= 300
+    })
+    .await;
     for g in [&mut a, &mut b] {
         g.child.kill().unwrap();
         g.child.wait().unwrap();
     }
-    assert_eq!(rx.max_in_flight(), 1, "two requests for one subscription were in flight at once");
+    assert_eq!(
+        rx.max_in_flight(),
+        1,
+        "two requests for one subscription were in flight at once"
+    );
     assert_all_once_in_order(&rx, 300);
-    assert_eq!(rx.delivered_events().len(), 300, "a row was delivered twice");
-    let _ = std::fs::remove_dir_all(dir);
-    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await;
+    assert_eq!(
+        rx.delivered_events().len(),
+        300,
+        "a row was delivered twice"
+    );
+    db.drop().await;
 }
 
 /// `handoff replay` requeues what was dead-lettered; the gateway delivers it at its
 /// next start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_from_the_command_line() {
-    let dir = std::env::temp_dir().join(format!("handoff-replay-{}", uuid::Uuid::new_v4().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("handoff-replay-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite:{}", dir.join("r.db").display());
     let port = free_port();
@@ -235,7 +305,10 @@ async fn replay_from_the_command_line() {
     subscribe(&client, &gw.base, &rx).await;
     rx.answer(400, None);
     admit(&client, &gw.base, 1).await;
-    rx.wait("the refused notification", |h| h.iter().any(|h| h.answered == 400)).await;
+    rx.wait("the refused notification", |h| {
+        h.iter().any(|h| h.answered == 400)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await; // recorded as dead
     gw.child.kill().unwrap();
     gw.child.wait().unwrap();
@@ -245,12 +318,23 @@ async fn replay_from_the_command_line() {
         .env("HANDOFF_CONFIG", &config)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1 notifications requeued");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1 notifications requeued"
+    );
 
     rx.answer(200, None);
     let mut gw = start(&config, port);
-    rx.wait("the replayed notification", |h| h.iter().any(|h| h.kind() == "event-notification" && h.answered == 200)).await;
+    rx.wait("the replayed notification", |h| {
+        h.iter()
+            .any(|h| h.kind() == "event-notification" && h.answered == 200)
+    })
+    .await;
     gw.child.kill().unwrap();
     gw.child.wait().unwrap();
     let _ = std::fs::remove_dir_all(dir);
