@@ -85,8 +85,12 @@ impl Application {
             // One gateway serves an SQLite store: claims left in it were held by a
             // process that is gone, so its rows are sent now rather than after the lease.
             let op = store::WriteOp::Outbox(store::OutboxOp::ReleaseClaims);
-            if let Some(store::WriteOutcome::Queued(n @ 1..)) = store.commit(vec![op]).await?.pop() {
-                tracing::info!(released = n, "released delivery claims left by a stopped process");
+            if let Some(store::WriteOutcome::Queued(n @ 1..)) = store.commit(vec![op]).await?.pop()
+            {
+                tracing::info!(
+                    released = n,
+                    "released delivery claims left by a stopped process"
+                );
             }
         }
         api::subscriptions::seed_topics(&*store)

@@ -38,9 +38,14 @@ pub async fn status(req: HttpRequest, state: State) -> HttpResponse {
     let r = async {
         let states = state.store.subscription_states(id.as_deref()).await?;
         if let (Some(id), true) = (&id, states.is_empty()) {
-            return Err(ApiError::not_found(format!("Subscription/{id} is not known")));
+            return Err(ApiError::not_found(format!(
+                "Subscription/{id} is not known"
+            )));
         }
-        Ok(ctx.resource(StatusCode::OK, &bundle::status_bundle(&ctx.base, &statuses(&states))))
+        Ok(ctx.resource(
+            StatusCode::OK,
+            &bundle::status_bundle(&ctx.base, &statuses(&states)),
+        ))
     }
     .await;
     ctx.finish(r)
@@ -82,7 +87,9 @@ pub async fn events(req: HttpRequest, path: web::Path<String>, state: State) -> 
         }
         let states = state.store.subscription_states(Some(&id)).await?;
         let Some(sub) = states.first() else {
-            return Err(ApiError::not_found(format!("Subscription/{id} is not known")));
+            return Err(ApiError::not_found(format!(
+                "Subscription/{id} is not known"
+            )));
         };
         let content = content.unwrap_or(Content::IdOnly);
         let rows = state
@@ -94,7 +101,13 @@ pub async fn events(req: HttpRequest, path: web::Path<String>, state: State) -> 
             items.push(item_of(&*state.store, event, *number, content).await?);
         }
         let st = statuses(std::slice::from_ref(sub)).remove(0);
-        let body = bundle::notification_bundle(&ctx.base, &st, NotificationType::QueryEvent, content, &items);
+        let body = bundle::notification_bundle(
+            &ctx.base,
+            &st,
+            NotificationType::QueryEvent,
+            content,
+            &items,
+        );
         tracing::info!(subscription = %id, events = items.len(), "$events");
         Ok(ctx.resource(StatusCode::OK, &body))
     }
@@ -190,7 +203,11 @@ pub async fn seed_topics(store: &dyn crate::store::Store) -> Result<(), crate::s
 /// as any FHIR write, so the records, events and notifications follow. The answer is a
 /// response message (`ok`); a message that cannot be taken is a 400/422
 /// OperationOutcome with nothing stored.
-pub async fn process_message(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
+pub async fn process_message(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: State,
+) -> HttpResponse {
     let ctx = ctx_or_return!(req, state);
     let r = async {
         let bundle = super::context::resource_body(&req, payload, &state).await?;
@@ -206,7 +223,9 @@ pub async fn process_message(req: HttpRequest, payload: web::Payload, state: Sta
         })?;
         let mut ops = Vec::with_capacity(message.resources.len());
         for resource in &message.resources {
-            let (Some(rtype), Some(id)) = (resource["resourceType"].as_str(), resource["id"].as_str()) else {
+            let (Some(rtype), Some(id)) =
+                (resource["resourceType"].as_str(), resource["id"].as_str())
+            else {
                 continue; // parse_message guarantees both
             };
             let op = WriteOp::Update {

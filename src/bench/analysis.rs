@@ -29,7 +29,11 @@ pub struct Measured {
 }
 
 /// Latencies, losses and duplicates of one phase; deliveries/s over `window`.
-pub fn analyse(phase: &Phase, hits: Vec<Vec<(Instant, Bytes)>>, window: (Instant, Instant)) -> Measured {
+pub fn analyse(
+    phase: &Phase,
+    hits: Vec<Vec<(Instant, Bytes)>>,
+    window: (Instant, Instant),
+) -> Measured {
     let commits = phase.commits.lock().map(|c| c.clone()).unwrap_or_default();
     let mut m = Measured {
         errors: phase.errors.load(Ordering::Relaxed),
@@ -68,7 +72,11 @@ pub fn analyse(phase: &Phase, hits: Vec<Vec<(Instant, Bytes)>>, window: (Instant
         missing.extend(commits.keys().filter(|id| !got.contains(*id)));
     }
     latencies.sort_unstable();
-    let mut creates = phase.create_us.lock().map(|c| c.clone()).unwrap_or_default();
+    let mut creates = phase
+        .create_us
+        .lock()
+        .map(|c| c.clone())
+        .unwrap_or_default();
     creates.sort_unstable();
     m.create_p99_ms = pct(&creates, 0.99) as f64 / 1000.0;
     m.lost = missing.len();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{peak_rss_kb, pct, pg_reset_schema, pg_url_with_schema, Server, DEFAULT_POSTGRES_URL};
+use super::{pct, peak_rss_kb, pg_reset_schema, pg_url_with_schema, Server, DEFAULT_POSTGRES_URL};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct CreateArgs {

@@ -56,7 +56,11 @@ struct Row {
 }
 
 pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
-    if args.subscribers.contains(&0) || args.loads.contains(&0) || args.seconds == 0 || args.window == 0 {
+    if args.subscribers.contains(&0)
+        || args.loads.contains(&0)
+        || args.seconds == 0
+        || args.window == 0
+    {
         bail!("--subscribers, --loads, --seconds and --window must be positive");
     }
     let dir = std::env::temp_dir().join(format!("handoff-dbench-{}", std::process::id()));
@@ -74,14 +78,18 @@ pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
     );
     let mut ceilings = HashMap::new();
     for &n in &args.subscribers {
-        let (rps, failed) = subscriber::ceiling(&subs[..n], body.clone(), Duration::from_secs(args.seconds)).await;
+        let (rps, failed) =
+            subscriber::ceiling(&subs[..n], body.clone(), Duration::from_secs(args.seconds)).await;
         println!("ceiling, {n} concurrent bare reqwest keep-alive POST loops: {rps:.0} requests/s ({failed} failed)");
         ceilings.insert(n, rps);
     }
 
     let mut rows = Vec::new();
     for &n in &args.subscribers {
-        let url = format!("sqlite:{}", dir.join(format!("deliveries-{n}.db")).display());
+        let url = format!(
+            "sqlite:{}",
+            dir.join(format!("deliveries-{n}.db")).display()
+        );
         rows.extend(measure("sqlite", &url, &subs[..n], &args).await?);
     }
     if args.postgres_url != "none" {
@@ -111,8 +119,15 @@ pub async fn run(args: DeliveryArgs) -> anyhow::Result<()> {
 }
 
 /// A fresh server on `db_url`, `subs` subscribed; saturation, then each load.
-async fn measure(store: &str, db_url: &str, subs: &[Subscriber], args: &DeliveryArgs) -> anyhow::Result<Vec<Row>> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+async fn measure(
+    store: &str,
+    db_url: &str,
+    subs: &[Subscriber],
+    args: &DeliveryArgs,
+) -> anyhow::Result<Vec<Row>> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
     let server = Server::start(db_url, &["--allow-private-subscribers"], &client).await?;
     let result = phases(store, &server.base, subs, args, &client).await;
     server.stop().await;
@@ -131,7 +146,13 @@ async fn phases(
         subscribe(client, base, &s.url).await?;
     }
     let drain = Duration::from_secs(args.drain_seconds);
-    let row = |load: String, offered: f64, m: Measured| Row { store: store.to_owned(), n, load, offered, m };
+    let row = |load: String, offered: f64, m: Measured| Row {
+        store: store.to_owned(),
+        n,
+        load,
+        offered,
+        m,
+    };
 
     // Saturation: closed loop; deliveries counted over the last `saturation_seconds`.
     take_all(subs);
@@ -160,7 +181,11 @@ async fn phases(
     if saturation < 1.0 {
         bail!("deliveries did not keep up at all ({delivered} in the saturation phase)");
     }
-    let mut rows = vec![row(format!("saturation (closed loop, ≤{} outstanding)", args.window), saturation, m)];
+    let mut rows = vec![row(
+        format!("saturation (closed loop, ≤{} outstanding)", args.window),
+        saturation,
+        m,
+    )];
 
     for (i, &load) in args.loads.iter().enumerate() {
         let rate = saturation * f64::from(load) / 100.0;
@@ -214,11 +239,17 @@ async fn subscribe(client: &reqwest::Client, base: &str, endpoint: &str) -> anyh
         .and_then(|v| v.to_str().ok())
         .and_then(|l| events::id_from_location(l, "Subscription"));
     let Some(id) = id.filter(|_| status.as_u16() == 201) else {
-        bail!("creating a Subscription: HTTP {status}: {}", resp.text().await.unwrap_or_default());
+        bail!(
+            "creating a Subscription: HTTP {status}: {}",
+            resp.text().await.unwrap_or_default()
+        );
     };
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(15) {
-        let r = client.get(format!("{base}/fhir/Subscription/{id}")).send().await?;
+        let r = client
+            .get(format!("{base}/fhir/Subscription/{id}"))
+            .send()
+            .await?;
         let s: serde_json::Value = r.json().await.context("reading a Subscription")?;
         match s["status"].as_str() {
             Some("active") => return Ok(()),
@@ -237,14 +268,27 @@ fn print_table(rows: &[Row], ceilings: &HashMap<usize, f64>, args: &DeliveryArgs
         let ceiling = ceilings.get(&r.n).copied().unwrap_or(f64::NAN);
         println!(
             "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
-            r.store, r.n, r.load, r.offered, r.m.deliveries_per_s, r.m.deliveries_per_s / ceiling,
-            r.m.p50_ms, r.m.p99_ms, r.m.create_p99_ms, r.m.lost, r.m.duplicates, r.m.errors
+            r.store,
+            r.n,
+            r.load,
+            r.offered,
+            r.m.deliveries_per_s,
+            r.m.deliveries_per_s / ceiling,
+            r.m.p50_ms,
+            r.m.p99_ms,
+            r.m.create_p99_ms,
+            r.m.lost,
+            r.m.duplicates,
+            r.m.errors
         );
     }
     let mut ns: Vec<_> = ceilings.keys().copied().collect();
     ns.sort_unstable();
     for n in ns {
-        println!("| ceiling: bare reqwest POST loops | {n} | | | {:.0} | 1.00 | | | | | | |", ceilings[&n]);
+        println!(
+            "| ceiling: bare reqwest POST loops | {n} | | | {:.0} | 1.00 | | | | | | |",
+            ceilings[&n]
+        );
     }
     println!();
     println!("offered events/s: discharges POSTed per second. Open loop (the % rows): arrivals on a timer at that");
@@ -252,7 +296,9 @@ fn print_table(rows: &[Row], ceilings: &HashMap<usize, f64>, args: &DeliveryArgs
     println!("  {} events POSTed but not yet received by every subscriber; its figure is the rate fully delivered.", args.window);
     println!("deliveries/s: event notifications received by all subscribers together, per second of the phase.");
     println!("x ceiling: deliveries/s / requests/s of N bare reqwest keep-alive POST loops (one per subscriber, the");
-    println!("  worker's in-flight limit), same body size, from this process to the same local servers.");
+    println!(
+        "  worker's in-flight limit), same body size, from this process to the same local servers."
+    );
     println!("e2e: subscriber receipt - arrival of the event's 201 at the load generator, per (subscriber, event);");
     println!("  a receipt before its 201 counts as 0 ms. create p99: POST to 201 of the events (e2e starts at the 201).");
     println!("lost: events answered 201 but not received by every subscriber once the backlog stopped moving");

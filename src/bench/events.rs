@@ -163,7 +163,10 @@ pub async fn drain(subs: &[Subscriber], phase: &Phase, quiet: Duration) -> Durat
     let want = phase.committed() as u64;
     let total = || subs.iter().map(Subscriber::count).sum::<u64>();
     let (mut seen, mut moved) = (total(), Instant::now());
-    while subs.iter().any(|s| s.count() < want) && moved.elapsed() < quiet && start.elapsed() < Duration::from_secs(60) {
+    while subs.iter().any(|s| s.count() < want)
+        && moved.elapsed() < quiet
+        && start.elapsed() < Duration::from_secs(60)
+    {
         tokio::time::sleep(Duration::from_millis(10)).await;
         if total() != seen {
             (seen, moved) = (total(), Instant::now());
@@ -181,6 +184,9 @@ mod tests {
         let l = "http://127.0.0.1:8080/fhir/Encounter/0190-ab/_history/1";
         assert_eq!(id_from_location(l, "Encounter").as_deref(), Some("0190-ab"));
         assert_eq!(id_from_location(l, "Subscription"), None);
-        assert_eq!(id_from_location("http://x/fhir/Encounter/", "Encounter"), None);
+        assert_eq!(
+            id_from_location("http://x/fhir/Encounter/", "Encounter"),
+            None
+        );
     }
 }

@@ -13,9 +13,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use sqlx::ConnectOptions;
 
+mod analysis;
 pub mod create;
 pub mod deliveries;
-mod analysis;
 mod events;
 mod subscriber;
 
@@ -59,7 +59,11 @@ pub(crate) struct Server {
 
 impl Server {
     /// `handoff serve` on a free port with `db_url` and `extra` flags; waits for /health.
-    pub async fn start(db_url: &str, extra: &[&str], client: &reqwest::Client) -> anyhow::Result<Server> {
+    pub async fn start(
+        db_url: &str,
+        extra: &[&str],
+        client: &reqwest::Client,
+    ) -> anyhow::Result<Server> {
         let port = free_port()?;
         let exe = std::env::current_exe()?;
         let addr = format!("127.0.0.1:{port}");

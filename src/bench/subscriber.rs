@@ -32,7 +32,11 @@ pub struct Subscriber {
     handle: actix_web::dev::ServerHandle,
 }
 
-async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>) -> HttpResponse {
+async fn receive(
+    req: HttpRequest,
+    body: web::Bytes,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
     let at = Instant::now();
     if req.path() == "/notify" {
         shared.count.fetch_add(1, Ordering::Relaxed);
@@ -74,7 +78,12 @@ impl Subscriber {
 
     /// Everything recorded so far, clearing it (and the count).
     pub fn take(&self) -> Vec<(Instant, web::Bytes)> {
-        let mut hits = self.shared.hits.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
+        let mut hits = self
+            .shared
+            .hits
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default();
         self.shared.count.store(0, Ordering::Relaxed);
         hits.shrink_to_fit();
         hits
@@ -103,8 +112,14 @@ pub fn parse(body: &[u8]) -> Parsed {
     let Ok(json) = serde_json::from_slice::<Value>(body) else {
         return Parsed::Unreadable;
     };
-    let params = json["entry"][0]["resource"]["parameter"].as_array().cloned().unwrap_or_default();
-    let kind = params.iter().find(|p| p["name"] == "type").and_then(|p| p["valueCode"].as_str());
+    let params = json["entry"][0]["resource"]["parameter"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let kind = params
+        .iter()
+        .find(|p| p["name"] == "type")
+        .and_then(|p| p["valueCode"].as_str());
     match kind {
         Some("event-notification") => {}
         Some(_) => return Parsed::Other,
@@ -146,7 +161,13 @@ pub fn sample_notification(base: &str) -> Vec<u8> {
         context: vec!["Patient/p123".into()],
         resources: Vec::new(),
     };
-    let b = bundle::notification_bundle(base, &status, NotificationType::EventNotification, Content::IdOnly, &[event]);
+    let b = bundle::notification_bundle(
+        base,
+        &status,
+        NotificationType::EventNotification,
+        Content::IdOnly,
+        &[event],
+    );
     serde_json::to_vec(&b).unwrap_or_default()
 }
 

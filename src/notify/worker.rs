@@ -74,7 +74,11 @@ pub fn spawn(
                 queue_heartbeats(&*store).await;
             }
             let free = slots.available_permits() as i64;
-            let claimed = if free == 0 { Vec::new() } else { claim(&*store, &settings, free).await };
+            let claimed = if free == 0 {
+                Vec::new()
+            } else {
+                claim(&*store, &settings, free).await
+            };
             if claimed.is_empty() {
                 tokio::select! {
                     _ = signal.notified() => {}
@@ -113,7 +117,10 @@ impl reqwest::dns::Resolve for PolicyResolver {
             let found: Vec<std::net::SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let trusted = policy.allow_private
-                || policy.allow_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host));
+                || policy
+                    .allow_hosts
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(&host));
             let allowed: Vec<_> = found
                 .into_iter()
                 .filter(|a| trusted || !ssrf::is_forbidden_ip(a.ip()))
@@ -166,7 +173,10 @@ async fn deliver(store: &dyn Store, client: &reqwest::Client, s: &DeliverySettin
     let started = Instant::now();
     let at = dates::now_micros();
     let (result, http_status) = match attempt(store, client, s, &c).await {
-        Ok(status) => (classify(&c, s, status.0, status.1.as_deref(), at), Some(status.0 as i64)),
+        Ok(status) => (
+            classify(&c, s, status.0, status.1.as_deref(), at),
+            Some(status.0 as i64),
+        ),
         Err(Failure::Retryable(e)) => (retry_or_dead(&c, s, at, None, e), None),
         Err(Failure::Final(e)) => ((Next::Dead(e.clone()), Some(e)), None),
     };
@@ -215,13 +225,22 @@ async fn attempt(
     };
     // The payload type the subscriber asked for. XML rendering goes through the FHIR
     // model (large Bundles are rendered on the blocking pool).
-    let format = if spec.wants_xml() { Format::Xml } else { Format::Json };
+    let format = if spec.wants_xml() {
+        Format::Xml
+    } else {
+        Format::Json
+    };
     let body = tokio::task::spawn_blocking(move || format::render(&body, format, false))
         .await
         .map_err(|_| Failure::Retryable("rendering was interrupted".into()))?
         .map_err(|e| Failure::Final(format!("the notification could not be rendered: {e}")))?;
     let secret = sign::decode_secret(&c.secret).unwrap_or_else(|| c.secret.as_bytes().to_vec());
-    let signed = sign::sign(&secret, &c.webhook_id, dates::now_micros() / 1_000_000, &body);
+    let signed = sign::sign(
+        &secret,
+        &c.webhook_id,
+        dates::now_micros() / 1_000_000,
+        &body,
+    );
     let timeout = spec
         .timeout_secs
         .map(|t| Duration::from_secs(t.into()))
@@ -253,7 +272,13 @@ async fn attempt(
 }
 
 /// What to do after an answer.
-fn classify(c: &Claimed, s: &DeliverySettings, status: u16, retry_after: Option<&str>, at: i64) -> (Next, Option<String>) {
+fn classify(
+    c: &Claimed,
+    s: &DeliverySettings,
+    status: u16,
+    retry_after: Option<&str>,
+    at: i64,
+) -> (Next, Option<String>) {
     match status {
         200..=299 => (Next::Delivered, None),
         408 | 429 | 500..=599 => {
@@ -269,7 +294,13 @@ fn classify(c: &Claimed, s: &DeliverySettings, status: u16, retry_after: Option<
     }
 }
 
-fn retry_or_dead(c: &Claimed, s: &DeliverySettings, at: i64, wait: Option<Duration>, error: String) -> (Next, Option<String>) {
+fn retry_or_dead(
+    c: &Claimed,
+    s: &DeliverySettings,
+    at: i64,
+    wait: Option<Duration>,
+    error: String,
+) -> (Next, Option<String>) {
     // A handshake is not retried: its failure puts the subscription in error.
     let n = c.attempts as usize;
     if c.kind == "handshake" || n >= s.retry_schedule.len() {
@@ -281,7 +312,10 @@ fn retry_or_dead(c: &Claimed, s: &DeliverySettings, at: i64, wait: Option<Durati
         return (Next::Dead(why), Some(error));
     }
     let base = wait.unwrap_or(s.retry_schedule[n]);
-    (Next::RetryAt(at + with_jitter(base).as_micros() as i64), Some(error))
+    (
+        Next::RetryAt(at + with_jitter(base).as_micros() as i64),
+        Some(error),
+    )
 }
 
 /// ±20%, so that retries to a subscriber that came back do not arrive in one burst.
@@ -299,12 +333,27 @@ async fn notification(
 ) -> Result<Value, Failure> {
     let content = Content::parse(&spec.content).unwrap_or(Content::IdOnly);
     let (kind, status, since, events) = match c.kind.as_str() {
-        "handshake" => (NotificationType::Handshake, "requested", c.events_since_start, Vec::new()),
-        "heartbeat" => (NotificationType::Heartbeat, c.status.as_str(), c.events_since_start, Vec::new()),
+        "handshake" => (
+            NotificationType::Handshake,
+            "requested",
+            c.events_since_start,
+            Vec::new(),
+        ),
+        "heartbeat" => (
+            NotificationType::Heartbeat,
+            c.status.as_str(),
+            c.events_since_start,
+            Vec::new(),
+        ),
         _ => {
             let number = c.event_number.unwrap_or(0);
             let item = event_item(store, c, number, content).await?;
-            (NotificationType::EventNotification, "active", number, vec![item])
+            (
+                NotificationType::EventNotification,
+                "active",
+                number,
+                vec![item],
+            )
         }
     };
     let st = SubscriptionStatus {
@@ -314,7 +363,13 @@ async fn notification(
         events_since_start: since,
         error: None,
     };
-    Ok(bundle::notification_bundle(&s.base_url, &st, kind, content, &events))
+    Ok(bundle::notification_bundle(
+        &s.base_url,
+        &st,
+        kind,
+        content,
+        &events,
+    ))
 }
 
 /// A Da Vinci Unsolicited Notification message for an event row: the focus and its
@@ -330,12 +385,19 @@ async fn davinci_message(
         .and_then(|t| t.davinci_event)
         .ok_or_else(|| Failure::Final("the topic has no Da Vinci event code".into()))?;
     if c.kind != "event-notification" {
-        return Err(Failure::Final(format!("no Da Vinci message for a {}", c.kind)));
+        return Err(Failure::Final(format!(
+            "no Da Vinci message for a {}",
+            c.kind
+        )));
     }
     let mut item = event_item(store, c, c.event_number.unwrap_or(0), Content::FullResource).await?;
     let focus = item.focus.as_deref().unwrap_or_default();
     let focus_body = item.resources.iter().find(|r| {
-        format!("{}/{}", r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or("")) == focus
+        format!(
+            "{}/{}",
+            r["resourceType"].as_str().unwrap_or(""),
+            r["id"].as_str().unwrap_or("")
+        ) == focus
     });
     let sender = focus_body.and_then(|f| {
         f["serviceProvider"]["reference"]
@@ -349,7 +411,8 @@ async fn davinci_message(
             .read_many(std::slice::from_ref(sender))
             .await
             .map_err(|e| Failure::Retryable(format!("reading the sender: {e}")))?;
-        item.resources.extend(found.into_iter().filter_map(|r| r.json()));
+        item.resources
+            .extend(found.into_iter().filter_map(|r| r.json()));
     }
     let endpoint = spec.delivery_url();
     let ctx = super::davinci::MessageContext {
@@ -360,13 +423,21 @@ async fn davinci_message(
         destination_endpoint: &endpoint,
         destination_receiver: None,
     };
-    super::davinci::message_bundle(&ctx, &item).map_err(|e| Failure::Final(format!("message not built: {e}")))
+    super::davinci::message_bundle(&ctx, &item)
+        .map_err(|e| Failure::Final(format!("message not built: {e}")))
 }
 
 /// The event a row notifies of, with its focus, context and (for full-resource)
 /// their current bodies.
-async fn event_item(store: &dyn Store, c: &Claimed, number: i64, content: Content) -> Result<EventItem, Failure> {
-    let seq = c.event_seq.ok_or_else(|| Failure::Final("the row names no event".into()))?;
+async fn event_item(
+    store: &dyn Store,
+    c: &Claimed,
+    number: i64,
+    content: Content,
+) -> Result<EventItem, Failure> {
+    let seq = c
+        .event_seq
+        .ok_or_else(|| Failure::Final("the row names no event".into()))?;
     let q = EventQuery {
         since: seq - 1,
         record: None,
@@ -402,7 +473,12 @@ pub async fn item_of(
     if let Some(p) = &event.patient {
         context.push(p.clone());
     }
-    let raised_by = event.resource.split("/_history/").next().unwrap_or("").to_owned();
+    let raised_by = event
+        .resource
+        .split("/_history/")
+        .next()
+        .unwrap_or("")
+        .to_owned();
     if !raised_by.is_empty() && raised_by != focus {
         context.push(raised_by);
     }

@@ -87,7 +87,10 @@ impl CarePlanRecord {
             id: str_of(cp, "id"),
             status: str_of(cp, "status").unwrap_or_else(|| "unknown".into()),
             intent: str_of(cp, "intent").unwrap_or_else(plan),
-            patient: cp.get("subject").and_then(Party::from_json).unwrap_or_default(),
+            patient: cp
+                .get("subject")
+                .and_then(Party::from_json)
+                .unwrap_or_default(),
             title: str_of(cp, "title"),
             period: cp.get("period").and_then(Period::from_json),
             coordinator: cp.get("author").and_then(Party::from_json),
@@ -105,7 +108,11 @@ impl CarePlanRecord {
         put(&mut m, "subject", Some(self.patient.to_json()));
         put(&mut m, "title", self.title.clone().map(Value::String));
         put(&mut m, "period", self.period.as_ref().map(Period::to_json));
-        put(&mut m, "author", self.coordinator.as_ref().map(Party::to_json));
+        put(
+            &mut m,
+            "author",
+            self.coordinator.as_ref().map(Party::to_json),
+        );
         put(&mut m, "careTeam", array(&self.care_team, Party::to_json));
         put(&mut m, "goal", array(&self.goals, Party::to_json));
         // Activities merge by position with the stored ones, so their unmodelled
@@ -135,7 +142,9 @@ impl CarePlanRecord {
         for (i, a) in self.activities.iter().enumerate() {
             if let Some(s) = &a.status {
                 if !ACTIVITY_STATUSES.contains(&s.as_str()) {
-                    problems.push(format!("activities[{i}].status '{s}' is not an activity status"));
+                    problems.push(format!(
+                        "activities[{i}].status '{s}' is not an activity status"
+                    ));
                 }
             }
         }
@@ -155,10 +164,18 @@ fn activity_from(a: &Value) -> Activity {
 }
 
 fn activity_json(a: &Activity, stored: Option<&Value>) -> Value {
-    let mut m: Map<String, Value> = stored.and_then(|s| s.as_object().cloned()).unwrap_or_default();
-    put(&mut m, "reference", a.reference.as_ref().map(Party::to_json));
-    let has_detail =
-        a.status.is_some() || a.code.is_some() || a.description.is_some() || !a.performers.is_empty();
+    let mut m: Map<String, Value> = stored
+        .and_then(|s| s.as_object().cloned())
+        .unwrap_or_default();
+    put(
+        &mut m,
+        "reference",
+        a.reference.as_ref().map(Party::to_json),
+    );
+    let has_detail = a.status.is_some()
+        || a.code.is_some()
+        || a.description.is_some()
+        || !a.performers.is_empty();
     if has_detail {
         let mut d = m
             .remove("detail")
@@ -169,7 +186,11 @@ fn activity_json(a: &Activity, stored: Option<&Value>) -> Value {
             json!(a.status.as_deref().unwrap_or("unknown")),
         );
         put(&mut d, "code", a.code.as_ref().map(Concept::to_json));
-        put(&mut d, "description", a.description.clone().map(Value::String));
+        put(
+            &mut d,
+            "description",
+            a.description.clone().map(Value::String),
+        );
         put(&mut d, "performer", array(&a.performers, Party::to_json));
         m.insert("detail".into(), Value::Object(d));
     } else {

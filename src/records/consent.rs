@@ -101,8 +101,14 @@ impl ConsentDirective {
         ConsentDirective {
             id: str_of(c, "id"),
             status: str_of(c, "status").unwrap_or_else(|| "draft".into()),
-            patient: c.get("patient").and_then(Party::from_json).unwrap_or_default(),
-            scope: c.get("scope").and_then(Concept::from_json).unwrap_or_else(privacy),
+            patient: c
+                .get("patient")
+                .and_then(Party::from_json)
+                .unwrap_or_default(),
+            scope: c
+                .get("scope")
+                .and_then(Concept::from_json)
+                .unwrap_or_else(privacy),
             categories: concepts(c.get("category")),
             date_time: str_of(c, "dateTime"),
             policy_rule: c.get("policyRule").and_then(Concept::from_json),
@@ -115,11 +121,27 @@ impl ConsentDirective {
         let mut m = base_object(base, "Consent");
         m.insert("status".into(), json!(self.status));
         m.insert("scope".into(), self.scope.to_json());
-        put(&mut m, "category", array(&self.categories, Concept::to_json));
+        put(
+            &mut m,
+            "category",
+            array(&self.categories, Concept::to_json),
+        );
         put(&mut m, "patient", Some(self.patient.to_json()));
-        put(&mut m, "dateTime", self.date_time.clone().map(Value::String));
-        put(&mut m, "policyRule", self.policy_rule.as_ref().map(Concept::to_json));
-        put(&mut m, "provision", self.provision.as_ref().map(provision_json));
+        put(
+            &mut m,
+            "dateTime",
+            self.date_time.clone().map(Value::String),
+        );
+        put(
+            &mut m,
+            "policyRule",
+            self.policy_rule.as_ref().map(Concept::to_json),
+        );
+        put(
+            &mut m,
+            "provision",
+            self.provision.as_ref().map(provision_json),
+        );
         Value::Object(m)
     }
 
@@ -143,7 +165,9 @@ impl ConsentDirective {
 
 fn check_provision(p: &Provision, path: &str, problems: &mut Vec<String>) {
     if *p == Provision::default() {
-        problems.push(format!("{path} is empty: leave it out or say what it permits or denies"));
+        problems.push(format!(
+            "{path} is empty: leave it out or say what it permits or denies"
+        ));
     }
     if let Some(k) = &p.kind {
         if k != "permit" && k != "deny" {
@@ -152,7 +176,9 @@ fn check_provision(p: &Provision, path: &str, problems: &mut Vec<String>) {
     }
     for (i, a) in p.actors.iter().enumerate() {
         if a.reference.reference.is_none() {
-            problems.push(format!("{path}.actors[{i}].reference.reference is required"));
+            problems.push(format!(
+                "{path}.actors[{i}].reference.reference is required"
+            ));
         }
         if a.role.is_empty() {
             problems.push(format!("{path}.actors[{i}].role is required"));
@@ -160,7 +186,10 @@ fn check_provision(p: &Provision, path: &str, problems: &mut Vec<String>) {
     }
     for (i, d) in p.data.iter().enumerate() {
         if !["instance", "related", "dependents", "authoredby"].contains(&d.meaning.as_str()) {
-            problems.push(format!("{path}.data[{i}].meaning '{}' is not a consent data meaning", d.meaning));
+            problems.push(format!(
+                "{path}.data[{i}].meaning '{}' is not a consent data meaning",
+                d.meaning
+            ));
         }
     }
     for (i, n) in p.provisions.iter().enumerate() {
@@ -205,18 +234,32 @@ fn provision_json(p: &Provision) -> Value {
     put(
         &mut m,
         "actor",
-        array(&p.actors, |a| json!({"role": a.role.to_json(), "reference": a.reference.to_json()})),
+        array(
+            &p.actors,
+            |a| json!({"role": a.role.to_json(), "reference": a.reference.to_json()}),
+        ),
     );
     put(&mut m, "action", array(&p.actions, Concept::to_json));
-    put(&mut m, "securityLabel", array(&p.security_labels, Code::to_json));
+    put(
+        &mut m,
+        "securityLabel",
+        array(&p.security_labels, Code::to_json),
+    );
     put(&mut m, "purpose", array(&p.purposes, Code::to_json));
     put(&mut m, "class", array(&p.classes, Code::to_json));
     put(&mut m, "code", array(&p.codes, Concept::to_json));
-    put(&mut m, "dataPeriod", p.data_period.as_ref().map(Period::to_json));
+    put(
+        &mut m,
+        "dataPeriod",
+        p.data_period.as_ref().map(Period::to_json),
+    );
     put(
         &mut m,
         "data",
-        array(&p.data, |d| json!({"meaning": d.meaning, "reference": d.reference.to_json()})),
+        array(
+            &p.data,
+            |d| json!({"meaning": d.meaning, "reference": d.reference.to_json()}),
+        ),
     );
     put(&mut m, "provision", array(&p.provisions, provision_json));
     Value::Object(m)

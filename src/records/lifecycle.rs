@@ -71,7 +71,10 @@ pub fn decide(prior: Option<&Record>, next: &Record) -> Result<Vec<EventKind>, R
                 &n.status,
                 &["completed", "revoked", "entered-in-error"],
             )?;
-            Ok(changed(p, next).then_some(EventKind::CarePlanChanged).into_iter().collect())
+            Ok(changed(p, next)
+                .then_some(EventKind::CarePlanChanged)
+                .into_iter()
+                .collect())
         }
         (p, Record::Consent(n)) => {
             let before = p.map(|p| p.status().to_owned());
@@ -81,7 +84,10 @@ pub fn decide(prior: Option<&Record>, next: &Record) -> Result<Vec<EventKind>, R
                 &n.status,
                 &["rejected", "inactive", "entered-in-error"],
             )?;
-            Ok(changed(p, next).then_some(EventKind::ConsentChanged).into_iter().collect())
+            Ok(changed(p, next)
+                .then_some(EventKind::ConsentChanged)
+                .into_iter()
+                .collect())
         }
     }
 }

@@ -57,7 +57,10 @@ impl ReferralStatus {
             || matches!(
                 (self, next),
                 (Draft, Requested | Cancelled)
-                    | (Requested, Accepted | Rejected | Scheduled | Completed | Cancelled)
+                    | (
+                        Requested,
+                        Accepted | Rejected | Scheduled | Completed | Cancelled
+                    )
                     | (Accepted, Scheduled | Completed | Cancelled)
                     | (Scheduled, Completed | Cancelled)
             )
@@ -174,7 +177,10 @@ impl Referral {
         Referral {
             id: str_of(sr, "id"),
             status: derive_status(sr_status, task.as_ref().map(|t| t.status.as_str())),
-            patient: sr.get("subject").and_then(Party::from_json).unwrap_or_default(),
+            patient: sr
+                .get("subject")
+                .and_then(Party::from_json)
+                .unwrap_or_default(),
             referrer: sr.get("requester").and_then(Party::from_json),
             receivers: parties(sr.get("performer")),
             service: sr.get("code").and_then(Concept::from_json),
@@ -206,16 +212,17 @@ impl Referral {
     /// The ServiceRequest, overlaid on `base` (the stored version) when given.
     pub fn to_service_request(&self, base: Option<Value>) -> Value {
         let mut m = base_object(base, "ServiceRequest");
-        m.insert(
-            "status".into(),
-            json!(self.status.service_request_status()),
-        );
+        m.insert("status".into(), json!(self.status.service_request_status()));
         if !m.contains_key("intent") {
             m.insert("intent".into(), json!("order"));
         }
         put(&mut m, "code", self.service.as_ref().map(Concept::to_json));
         put(&mut m, "subject", Some(self.patient.to_json()));
-        put(&mut m, "requester", self.referrer.as_ref().map(Party::to_json));
+        put(
+            &mut m,
+            "requester",
+            self.referrer.as_ref().map(Party::to_json),
+        );
         put(&mut m, "performer", array(&self.receivers, Party::to_json));
         put(&mut m, "reasonCode", array(&self.reasons, Concept::to_json));
         put(
@@ -238,7 +245,11 @@ impl Referral {
             "occurrencePeriod",
             self.requested_period.as_ref().map(Period::to_json),
         );
-        put(&mut m, "authoredOn", self.authored_on.clone().map(Value::String));
+        put(
+            &mut m,
+            "authoredOn",
+            self.authored_on.clone().map(Value::String),
+        );
         Value::Object(m)
     }
 
@@ -257,11 +268,16 @@ impl Referral {
         }
         m.insert("focus".into(), json!({ "reference": focus }));
         put(&mut m, "for", Some(self.patient.to_json()));
-        put(&mut m, "requester", self.referrer.as_ref().map(Party::to_json));
+        put(
+            &mut m,
+            "requester",
+            self.referrer.as_ref().map(Party::to_json),
+        );
         put(&mut m, "owner", self.receivers.first().map(Party::to_json));
-        let outputs = array(&self.results, |r| {
-            json!({"type": {"text": "consult result"}, "valueReference": r.to_json()})
-        });
+        let outputs = array(
+            &self.results,
+            |r| json!({"type": {"text": "consult result"}, "valueReference": r.to_json()}),
+        );
         put(&mut m, "output", outputs);
         Some(Value::Object(m))
     }

@@ -63,7 +63,11 @@ fn official_examples_survive_fhir_record_fhir() {
             // Over the stored resource, nothing the record does not model is lost.
             let overlaid = render(&record, Some(original.clone()));
             assert_eq!(errors(&overlaid), Vec::<String>::new(), "{name}");
-            assert_eq!(Record::from_resource(&overlaid, None).unwrap(), record, "{name}");
+            assert_eq!(
+                Record::from_resource(&overlaid, None).unwrap(),
+                record,
+                "{name}"
+            );
             for key in original.as_object().unwrap().keys() {
                 assert!(overlaid.get(key).is_some(), "{name}: {key} was lost");
             }
@@ -94,7 +98,10 @@ fn a_referral_takes_status_and_results_from_its_task() {
     assert_eq!(sr2["status"], "completed");
     let t2 = r.to_task(Some(task), "ServiceRequest/sr1").unwrap();
     assert_eq!(t2["status"], "completed");
-    assert_eq!(t2["output"][0]["valueReference"]["reference"], "DiagnosticReport/dr");
+    assert_eq!(
+        t2["output"][0]["valueReference"]["reference"],
+        "DiagnosticReport/dr"
+    );
     assert_eq!(errors(&sr2), Vec::<String>::new());
     assert_eq!(errors(&t2), Vec::<String>::new());
 }
@@ -125,23 +132,52 @@ fn referral_lifecycle_every_pair() {
     let base = Referral::from_service_request(&sr, None);
     for a in ReferralStatus::ALL {
         for b in ReferralStatus::ALL {
-            let prior = Record::Referral(Referral { status: a, ..base.clone() });
-            let next = Record::Referral(Referral { status: b, ..base.clone() });
+            let prior = Record::Referral(Referral {
+                status: a,
+                ..base.clone()
+            });
+            let next = Record::Referral(Referral {
+                status: b,
+                ..base.clone()
+            });
             let got = decide(Some(&prior), &next);
             assert_eq!(got.is_ok(), legal(a, b), "{a:?} -> {b:?}: {got:?}");
             if let Err(RuleError::Illegal { message, path }) = got {
                 assert_eq!(path, "ServiceRequest.status");
-                assert!(message.contains(a.as_str()) && message.contains(b.as_str()), "{message}");
+                assert!(
+                    message.contains(a.as_str()) && message.contains(b.as_str()),
+                    "{message}"
+                );
             }
         }
     }
     // The events a new referral and its moves raise.
-    let at = |s| Record::Referral(Referral { status: s, ..base.clone() });
-    assert_eq!(decide(None, &at(Requested)).unwrap(), [EventKind::ReferralRequested]);
-    assert_eq!(decide(Some(&at(Draft)), &at(Requested)).unwrap(), [EventKind::ReferralRequested]);
-    assert_eq!(decide(Some(&at(Requested)), &at(Accepted)).unwrap(), [EventKind::ReferralAccepted]);
-    assert_eq!(decide(Some(&at(Requested)), &at(Rejected)).unwrap(), [EventKind::ReferralRejected]);
-    assert_eq!(decide(Some(&at(Scheduled)), &at(Completed)).unwrap(), [EventKind::ReferralCompleted]);
+    let at = |s| {
+        Record::Referral(Referral {
+            status: s,
+            ..base.clone()
+        })
+    };
+    assert_eq!(
+        decide(None, &at(Requested)).unwrap(),
+        [EventKind::ReferralRequested]
+    );
+    assert_eq!(
+        decide(Some(&at(Draft)), &at(Requested)).unwrap(),
+        [EventKind::ReferralRequested]
+    );
+    assert_eq!(
+        decide(Some(&at(Requested)), &at(Accepted)).unwrap(),
+        [EventKind::ReferralAccepted]
+    );
+    assert_eq!(
+        decide(Some(&at(Requested)), &at(Rejected)).unwrap(),
+        [EventKind::ReferralRejected]
+    );
+    assert_eq!(
+        decide(Some(&at(Scheduled)), &at(Completed)).unwrap(),
+        [EventKind::ReferralCompleted]
+    );
     assert_eq!(decide(Some(&at(Accepted)), &at(Accepted)).unwrap(), []);
     assert_eq!(decide(None, &at(Draft)).unwrap(), []);
 }
@@ -164,14 +200,30 @@ fn encounter_rules_and_events() {
     let moved = encounter("in-progress", None, "Location/ward-2");
     let discharged = encounter("finished", Some("2026-11-03T10:00:00Z"), "Location/ward-2");
     assert_eq!(decide(None, &admitted).unwrap(), [PatientAdmitted]);
-    assert_eq!(decide(Some(&encounter("planned", None, "Location/ward-1")), &admitted).unwrap(), [PatientAdmitted]);
+    assert_eq!(
+        decide(
+            Some(&encounter("planned", None, "Location/ward-1")),
+            &admitted
+        )
+        .unwrap(),
+        [PatientAdmitted]
+    );
     assert_eq!(decide(Some(&admitted), &admitted).unwrap(), []);
-    assert_eq!(decide(Some(&admitted), &moved).unwrap(), [PatientTransferred]);
-    assert_eq!(decide(Some(&moved), &discharged).unwrap(), [PatientDischarged]);
+    assert_eq!(
+        decide(Some(&admitted), &moved).unwrap(),
+        [PatientTransferred]
+    );
+    assert_eq!(
+        decide(Some(&moved), &discharged).unwrap(),
+        [PatientDischarged]
+    );
     assert_eq!(decide(None, &discharged).unwrap(), [PatientDischarged]);
     assert_eq!(decide(Some(&discharged), &discharged).unwrap(), []);
     // A discharge needs an end time.
-    match decide(Some(&admitted), &encounter("finished", None, "Location/ward-1")) {
+    match decide(
+        Some(&admitted),
+        &encounter("finished", None, "Location/ward-1"),
+    ) {
         Err(RuleError::Incomplete { path, message }) => {
             assert_eq!(path, "Encounter.period.end");
             assert!(message.contains("needs an end time"), "{message}");
@@ -179,27 +231,53 @@ fn encounter_rules_and_events() {
         other => panic!("{other:?}"),
     }
     // Finished and cancelled are final but for entered-in-error.
-    assert!(matches!(decide(Some(&discharged), &admitted), Err(RuleError::Illegal { .. })));
+    assert!(matches!(
+        decide(Some(&discharged), &admitted),
+        Err(RuleError::Illegal { .. })
+    ));
     let cancelled = encounter("cancelled", None, "Location/ward-1");
-    assert!(matches!(decide(Some(&cancelled), &admitted), Err(RuleError::Illegal { .. })));
-    assert!(decide(Some(&discharged), &encounter("entered-in-error", Some("2026-11-03"), "Location/x")).is_ok());
+    assert!(matches!(
+        decide(Some(&cancelled), &admitted),
+        Err(RuleError::Illegal { .. })
+    ));
+    assert!(decide(
+        Some(&discharged),
+        &encounter("entered-in-error", Some("2026-11-03"), "Location/x")
+    )
+    .is_ok());
 }
 
 #[test]
 fn care_plan_and_consent_changes() {
     let cp = |status: &str, title: &str| {
-        Record::CarePlan(CarePlanRecord::from_care_plan(&json!({"resourceType": "CarePlan", "status": status,
-            "intent": "plan", "subject": {"reference": "Patient/p"}, "title": title})))
+        Record::CarePlan(CarePlanRecord::from_care_plan(
+            &json!({"resourceType": "CarePlan", "status": status,
+            "intent": "plan", "subject": {"reference": "Patient/p"}, "title": title}),
+        ))
     };
-    assert_eq!(decide(None, &cp("active", "a")).unwrap(), [EventKind::CarePlanChanged]);
-    assert_eq!(decide(Some(&cp("active", "a")), &cp("active", "a")).unwrap(), []);
-    assert_eq!(decide(Some(&cp("active", "a")), &cp("active", "b")).unwrap(), [EventKind::CarePlanChanged]);
+    assert_eq!(
+        decide(None, &cp("active", "a")).unwrap(),
+        [EventKind::CarePlanChanged]
+    );
+    assert_eq!(
+        decide(Some(&cp("active", "a")), &cp("active", "a")).unwrap(),
+        []
+    );
+    assert_eq!(
+        decide(Some(&cp("active", "a")), &cp("active", "b")).unwrap(),
+        [EventKind::CarePlanChanged]
+    );
     assert!(decide(Some(&cp("completed", "a")), &cp("active", "a")).is_err());
     let consent = |status: &str| {
-        Record::Consent(ConsentDirective::from_consent(&json!({"resourceType": "Consent", "status": status,
-            "scope": {"text": "privacy"}, "category": [{"text": "consent"}], "patient": {"reference": "Patient/p"}})))
+        Record::Consent(ConsentDirective::from_consent(
+            &json!({"resourceType": "Consent", "status": status,
+            "scope": {"text": "privacy"}, "category": [{"text": "consent"}], "patient": {"reference": "Patient/p"}}),
+        ))
     };
-    assert_eq!(decide(Some(&consent("active")), &consent("inactive")).unwrap(), [EventKind::ConsentChanged]);
+    assert_eq!(
+        decide(Some(&consent("active")), &consent("inactive")).unwrap(),
+        [EventKind::ConsentChanged]
+    );
     assert!(decide(Some(&consent("inactive")), &consent("active")).is_err());
     assert!(decide(Some(&consent("rejected")), &consent("entered-in-error")).is_ok());
 }
@@ -227,8 +305,16 @@ mod property {
         })
     }
     fn code() -> impl Strategy<Value = Code> {
-        (of("http://example\\.org/[a-z]{1,8}"), "[A-Za-z0-9-]{1,10}", of(text()))
-            .prop_map(|(system, code, display)| Code { system, code, display })
+        (
+            of("http://example\\.org/[a-z]{1,8}"),
+            "[A-Za-z0-9-]{1,10}",
+            of(text()),
+        )
+            .prop_map(|(system, code, display)| Code {
+                system,
+                code,
+                display,
+            })
     }
     fn concept() -> impl Strategy<Value = Concept> {
         (vec(code(), 0..3), of(text()))
@@ -253,75 +339,129 @@ mod property {
             vec(party(WHO), 0..3),
             of(concept()),
             vec(concept(), 0..3),
-            vec(party(&["Condition", "Observation", "DiagnosticReport"]), 0..2),
-            of(proptest::sample::select(vec!["routine", "urgent", "asap", "stat"])),
-            vec(party(&["Observation", "DiagnosticReport", "DocumentReference"]), 0..3),
+            vec(
+                party(&["Condition", "Observation", "DiagnosticReport"]),
+                0..2,
+            ),
+            of(proptest::sample::select(vec![
+                "routine", "urgent", "asap", "stat",
+            ])),
+            vec(
+                party(&["Observation", "DiagnosticReport", "DocumentReference"]),
+                0..3,
+            ),
             of(period()),
             of(date()),
             vec(party(&["DiagnosticReport", "DocumentReference"]), 0..2),
         )
-            .prop_map(|(status, patient, referrer, receivers, service, reasons, rr, urg, si, per, auth, results)| {
-                let draft = status == ReferralStatus::Draft;
-                Referral {
-                    id: None,
+            .prop_map(
+                |(
                     status,
                     patient,
                     referrer,
                     receivers,
                     service,
                     reasons,
-                    reason_references: rr,
-                    urgency: urg.map(str::to_owned),
-                    supporting_info: si,
-                    requested_period: per,
-                    authored_on: auth,
-                    task: None,
-                    results: if draft { Vec::new() } else { results },
-                    sources: Vec::new(),
-                }
-            })
+                    rr,
+                    urg,
+                    si,
+                    per,
+                    auth,
+                    results,
+                )| {
+                    let draft = status == ReferralStatus::Draft;
+                    Referral {
+                        id: None,
+                        status,
+                        patient,
+                        referrer,
+                        receivers,
+                        service,
+                        reasons,
+                        reason_references: rr,
+                        urgency: urg.map(str::to_owned),
+                        supporting_info: si,
+                        requested_period: per,
+                        authored_on: auth,
+                        task: None,
+                        results: if draft { Vec::new() } else { results },
+                        sources: Vec::new(),
+                    }
+                },
+            )
     }
 
     fn transition() -> impl Strategy<Value = Transition> {
-        let follow_up = (text(), of(party(WHO)), of(date()), of(1u32..90))
-            .prop_map(|(what, who, due, within_days)| FollowUp { what, who, due, within_days });
+        let follow_up = (text(), of(party(WHO)), of(date()), of(1u32..90)).prop_map(
+            |(what, who, due, within_days)| FollowUp {
+                what,
+                who,
+                due,
+                within_days,
+            },
+        );
         (
             proptest::sample::select(transition::ENCOUNTER_STATUSES.to_vec()),
             code(),
             party(&["Patient"]),
             of(period()),
-            (of(party(&["Organization"])), of(party(&["Location", "Organization"])), of(party(&["Location", "Organization"]))),
+            (
+                of(party(&["Organization"])),
+                of(party(&["Location", "Organization"])),
+                of(party(&["Location", "Organization"])),
+            ),
             vec(party(&["Location"]), 0..3),
             of(concept()),
-            (vec(party(&["Practitioner"]), 0..2), of(party(&["Practitioner", "PractitionerRole"]))),
+            (
+                vec(party(&["Practitioner"]), 0..2),
+                of(party(&["Practitioner", "PractitionerRole"])),
+            ),
             vec(party(&["Condition", "Procedure"]), 0..3),
             vec(follow_up, 0..3),
             vec(party(&["DocumentReference", "Composition", "List"]), 0..3),
         )
-            .prop_map(|(status, class, patient, period, (sp, origin, dest), locations, dd, (attending, pcp), diagnoses, follow_up, documents)| Transition {
-                id: None,
-                status: status.to_owned(),
-                class,
-                patient,
-                period,
-                service_provider: sp,
-                origin,
-                destination: dest,
-                locations,
-                discharge_disposition: dd,
-                attending,
-                pcp,
-                diagnoses,
-                follow_up,
-                documents,
-                sources: Vec::new(),
-            })
+            .prop_map(
+                |(
+                    status,
+                    class,
+                    patient,
+                    period,
+                    (sp, origin, dest),
+                    locations,
+                    dd,
+                    (attending, pcp),
+                    diagnoses,
+                    follow_up,
+                    documents,
+                )| Transition {
+                    id: None,
+                    status: status.to_owned(),
+                    class,
+                    patient,
+                    period,
+                    service_provider: sp,
+                    origin,
+                    destination: dest,
+                    locations,
+                    discharge_disposition: dd,
+                    attending,
+                    pcp,
+                    diagnoses,
+                    follow_up,
+                    documents,
+                    sources: Vec::new(),
+                },
+            )
     }
 
     fn care_plan() -> impl Strategy<Value = CarePlanRecord> {
         let activity = (
             of(party(&["Appointment", "ServiceRequest", "Task"])),
-            of(proptest::sample::select(vec!["not-started", "scheduled", "completed"])),
+            of(proptest::sample::select(vec![
+                "not-started",
+                "scheduled",
+                "completed",
+            ])),
             of(concept()),
             of(text()),
             vec(party(WHO), 0..2),
@@ -330,13 +470,19 @@ mod property {
                 let detail = code.is_some() || description.is_some() || !performers.is_empty();
                 Activity {
                     reference,
-                    status: if detail { Some(status.unwrap_or("unknown").to_owned()) } else { status.map(str::to_owned) },
+                    status: if detail {
+                        Some(status.unwrap_or("unknown").to_owned())
+                    } else {
+                        status.map(str::to_owned)
+                    },
                     code,
                     description,
                     performers,
                 }
             })
-            .prop_filter("an activity says something", |a| a.reference.is_some() || a.status.is_some());
+            .prop_filter("an activity says something", |a| {
+                a.reference.is_some() || a.status.is_some()
+            });
         (
             proptest::sample::select(careplan::CAREPLAN_STATUSES.to_vec()),
             proptest::sample::select(careplan::CAREPLAN_INTENTS.to_vec()),
@@ -348,19 +494,31 @@ mod property {
             vec(party(&["Goal"]), 0..3),
             vec(activity, 0..3),
         )
-            .prop_map(|(status, intent, patient, title, period, coordinator, care_team, goals, activities)| CarePlanRecord {
-                id: None,
-                status: status.to_owned(),
-                intent: intent.to_owned(),
-                patient,
-                title,
-                period,
-                coordinator,
-                care_team,
-                goals,
-                activities,
-                sources: Vec::new(),
-            })
+            .prop_map(
+                |(
+                    status,
+                    intent,
+                    patient,
+                    title,
+                    period,
+                    coordinator,
+                    care_team,
+                    goals,
+                    activities,
+                )| CarePlanRecord {
+                    id: None,
+                    status: status.to_owned(),
+                    intent: intent.to_owned(),
+                    patient,
+                    title,
+                    period,
+                    coordinator,
+                    care_team,
+                    goals,
+                    activities,
+                    sources: Vec::new(),
+                },
+            )
     }
 
     fn provision(depth: u32) -> BoxedStrategy<Provision> {
@@ -373,15 +531,17 @@ mod property {
             vec(code(), 0..2),
             of(period()),
         )
-            .prop_map(|(kind, period, actors, purposes, classes, data_period)| Provision {
-                kind: kind.map(str::to_owned),
-                period,
-                actors,
-                purposes,
-                classes,
-                data_period,
-                ..Provision::default()
-            });
+            .prop_map(
+                |(kind, period, actors, purposes, classes, data_period)| Provision {
+                    kind: kind.map(str::to_owned),
+                    period,
+                    actors,
+                    purposes,
+                    classes,
+                    data_period,
+                    ..Provision::default()
+                },
+            );
         let leaf = leaf.prop_filter("a provision says something", |p| *p != Provision::default());
         if depth == 0 {
             return leaf.boxed();
@@ -404,17 +564,21 @@ mod property {
             of(concept()),
             of(provision(2)),
         )
-            .prop_map(|(status, patient, scope, categories, date_time, policy_rule, provision)| ConsentDirective {
-                id: None,
-                status: status.to_owned(),
-                patient,
-                scope,
-                categories,
-                date_time,
-                policy_rule,
-                provision,
-                sources: Vec::new(),
-            })
+            .prop_map(
+                |(status, patient, scope, categories, date_time, policy_rule, provision)| {
+                    ConsentDirective {
+                        id: None,
+                        status: status.to_owned(),
+                        patient,
+                        scope,
+                        categories,
+                        date_time,
+                        policy_rule,
+                        provision,
+                        sources: Vec::new(),
+                    }
+                },
+            )
     }
 
     fn survives(record: Record) -> Result<(), TestCaseError> {

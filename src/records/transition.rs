@@ -98,9 +98,7 @@ fn inpatient() -> Code {
 }
 
 fn participant_typed(p: &Value, system: &str, code: &str) -> bool {
-    items(p.get("type")).any(|t| {
-        Concept::from_json(t).is_some_and(|c| c.has(system, code))
-    })
+    items(p.get("type")).any(|t| Concept::from_json(t).is_some_and(|c| c.has(system, code)))
 }
 
 impl Transition {
@@ -117,8 +115,14 @@ impl Transition {
         Transition {
             id: str_of(enc, "id"),
             status: str_of(enc, "status").unwrap_or_else(|| "unknown".into()),
-            class: enc.get("class").and_then(Code::from_json).unwrap_or_else(inpatient),
-            patient: enc.get("subject").and_then(Party::from_json).unwrap_or_default(),
+            class: enc
+                .get("class")
+                .and_then(Code::from_json)
+                .unwrap_or_else(inpatient),
+            patient: enc
+                .get("subject")
+                .and_then(Party::from_json)
+                .unwrap_or_default(),
             period: enc.get("period").and_then(Period::from_json),
             service_provider: enc.get("serviceProvider").and_then(Party::from_json),
             origin: hosp.get("origin").and_then(Party::from_json),
@@ -126,7 +130,9 @@ impl Transition {
             locations: items(enc.get("location"))
                 .filter_map(|l| l.get("location").and_then(Party::from_json))
                 .collect(),
-            discharge_disposition: hosp.get("dischargeDisposition").and_then(Concept::from_json),
+            discharge_disposition: hosp
+                .get("dischargeDisposition")
+                .and_then(Concept::from_json),
             attending: typed(PARTICIPATION, "ATND"),
             pcp: typed(PROVIDER_ROLE, "PP").into_iter().next(),
             diagnoses: items(enc.get("diagnosis"))
@@ -159,8 +165,16 @@ impl Transition {
             .remove("hospitalization")
             .and_then(|h| h.as_object().cloned())
             .unwrap_or_default();
-        put(&mut hosp, "origin", self.origin.as_ref().map(Party::to_json));
-        put(&mut hosp, "destination", self.destination.as_ref().map(Party::to_json));
+        put(
+            &mut hosp,
+            "origin",
+            self.origin.as_ref().map(Party::to_json),
+        );
+        put(
+            &mut hosp,
+            "destination",
+            self.destination.as_ref().map(Party::to_json),
+        );
         put(
             &mut hosp,
             "dischargeDisposition",
@@ -181,10 +195,12 @@ impl Transition {
             })
             .cloned()
             .collect();
-        let typed = |system: &str, code: &str, who: &Party| {
-            json!({"type": [{"coding": [{"system": system, "code": code}]}], "individual": who.to_json()})
-        };
-        participants.extend(self.attending.iter().map(|a| typed(PARTICIPATION, "ATND", a)));
+        let typed = |system: &str, code: &str, who: &Party| json!({"type": [{"coding": [{"system": system, "code": code}]}], "individual": who.to_json()});
+        participants.extend(
+            self.attending
+                .iter()
+                .map(|a| typed(PARTICIPATION, "ATND", a)),
+        );
         participants.extend(self.pcp.iter().map(|p| typed(PROVIDER_ROLE, "PP", p)));
         put(&mut m, "participant", array(&participants, Value::clone));
 
@@ -247,7 +263,9 @@ fn follow_up_from(e: &Value) -> Option<FollowUp> {
     let part = |name: &str| items(e.get("extension")).find(|x| x["url"] == name);
     Some(FollowUp {
         what: part("what")?.get("valueString")?.as_str()?.to_owned(),
-        who: part("who").and_then(|x| x.get("valueReference")).and_then(Party::from_json),
+        who: part("who")
+            .and_then(|x| x.get("valueReference"))
+            .and_then(Party::from_json),
         due: part("due").and_then(|x| str_of(x, "valueDateTime")),
         within_days: part("withinDays")
             .and_then(|x| x["valuePositiveInt"].as_u64())

@@ -31,7 +31,11 @@ impl Party {
     }
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
-        put(&mut m, "reference", self.reference.clone().map(Value::String));
+        put(
+            &mut m,
+            "reference",
+            self.reference.clone().map(Value::String),
+        );
         put(&mut m, "display", self.display.clone().map(Value::String));
         Value::Object(m)
     }

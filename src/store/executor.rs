@@ -172,7 +172,9 @@ pub async fn execute<T: Tx>(
                         .await
                         .map_err(|e| wrap(i, e))?;
                     if tomb.rtype == "Subscription" {
-                        outbox::remove(tx, &tomb.id, now).await.map_err(|e| wrap(i, e))?;
+                        outbox::remove(tx, &tomb.id, now)
+                            .await
+                            .map_err(|e| wrap(i, e))?;
                     }
                     WriteOutcome::Deleted {
                         rtype: tomb.rtype,
@@ -193,7 +195,11 @@ pub async fn execute<T: Tx>(
                 }
                 let version = prior.map(|(v, _)| v + 1).unwrap_or(1);
                 let subscription = if rtype == "Subscription" {
-                    Some(outbox::prepare(tx, &id, &mut resource).await.map_err(|e| wrap(i, e))?)
+                    Some(
+                        outbox::prepare(tx, &id, &mut resource)
+                            .await
+                            .map_err(|e| wrap(i, e))?,
+                    )
                 } else {
                     None
                 };
@@ -247,7 +253,9 @@ async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOutcome, Stor
                 .await?;
             Ok(WriteOutcome::Queued(rows.len()))
         }
-        OutboxOp::Heartbeats { now } => Ok(WriteOutcome::Queued(outbox::heartbeats(tx, now).await?)),
+        OutboxOp::Heartbeats { now } => {
+            Ok(WriteOutcome::Queued(outbox::heartbeats(tx, now).await?))
+        }
         OutboxOp::Replay { subscription, now } => {
             let (n, changed) = outbox::replay(tx, subscription.as_deref(), now).await?;
             for (id, status) in changed {
@@ -273,7 +281,8 @@ async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOutcome, Stor
                     outbox::Next::Dead(why) => Some(why.as_str()),
                     _ => None,
                 };
-                set_subscription_status(tx, &claimed.subscription_id, status, error, attempt.at).await?;
+                set_subscription_status(tx, &claimed.subscription_id, status, error, attempt.at)
+                    .await?;
             }
             Ok(WriteOutcome::Finished(status))
         }

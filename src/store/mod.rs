@@ -97,9 +97,7 @@ pub enum OutboxOp {
     /// store, claims found were held by a process that is gone.
     ReleaseClaims,
     /// Queue the heartbeats that are due.
-    Heartbeats {
-        now: i64,
-    },
+    Heartbeats { now: i64 },
     Claim {
         now: i64,
         lease_until: i64,
@@ -236,10 +234,17 @@ pub trait Store: Send + Sync + 'static {
     async fn records(&self, q: &RecordQuery) -> Result<(Vec<String>, u64), StoreError>;
     async fn events(&self, q: &EventQuery) -> Result<Vec<EventRow>, StoreError>;
     /// Subscriptions' server state: one (`id`) or all.
-    async fn subscription_states(&self, id: Option<&str>) -> Result<Vec<outbox::SubState>, StoreError>;
+    async fn subscription_states(
+        &self,
+        id: Option<&str>,
+    ) -> Result<Vec<outbox::SubState>, StoreError>;
     /// A subscription's notifications and delivery attempts (newest first), as JSON
     /// for operators.
-    async fn deliveries(&self, id: &str, limit: i64) -> Result<(Vec<Value>, Vec<Value>), StoreError>;
+    async fn deliveries(
+        &self,
+        id: &str,
+        limit: i64,
+    ) -> Result<(Vec<Value>, Vec<Value>), StoreError>;
     /// The events notified to a subscription with numbers in `from..=to`, oldest first.
     async fn subscription_events(
         &self,

@@ -25,12 +25,22 @@ fn fixture(name: &str) -> Value {
 async fn a_discharge_goes_out_as_a_da_vinci_message(app: TestApp) {
     let rx = Receiver::start().await;
     let endpoint = rx.url.trim_end_matches("/notify").to_owned();
-    let mut sub = subscription("encounter-end", &["Encounter?patient=Patient/dv1"], &endpoint, "full-resource");
+    let mut sub = subscription(
+        "encounter-end",
+        &["Encounter?patient=Patient/dv1"],
+        &endpoint,
+        "full-resource",
+    );
     sub["channel"]["type"] = json!("message");
     let created = app.create(&sub).await;
-    assert_eq!(created["status"], "active", "no handshake on the message channel: {created}");
+    assert_eq!(
+        created["status"], "active",
+        "no handshake on the message channel: {created}"
+    );
 
-    let patient = app.create(&json!({"resourceType": "Patient", "name": [{"family": "Example"}]})).await;
+    let patient = app
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Example"}]}))
+        .await;
     let pid = patient["id"].as_str().unwrap();
     let mut enc = encounter("finished", "Location/ward-1");
     enc["subject"]["reference"] = json!(format!("Patient/{pid}"));
@@ -39,7 +49,8 @@ async fn a_discharge_goes_out_as_a_da_vinci_message(app: TestApp) {
     app.create(&enc).await;
     // ...this one must.
     let mut sub2 = sub.clone();
-    sub2["_criteria"]["extension"][0]["valueString"] = json!(format!("Encounter?patient=Patient/{pid}"));
+    sub2["_criteria"]["extension"][0]["valueString"] =
+        json!(format!("Encounter?patient=Patient/{pid}"));
     app.create(&sub2).await;
     let enc2 = app.create(&enc).await;
     let hits = rx.wait("the message", |h| !h.is_empty()).await;
@@ -49,9 +60,20 @@ async fn a_discharge_goes_out_as_a_da_vinci_message(app: TestApp) {
     let header = &m["entry"][0]["resource"];
     assert_eq!(header["resourceType"], "MessageHeader");
     assert_eq!(header["eventCoding"]["code"], "notification-discharge");
-    assert!(header["focus"][0]["reference"].as_str().unwrap().ends_with(&format!("Encounter/{}", enc2["id"].as_str().unwrap())));
-    let types: Vec<&str> = m["entry"].as_array().unwrap().iter().filter_map(|e| e["resource"]["resourceType"].as_str()).collect();
-    assert!(types.contains(&"Encounter") && types.contains(&"Patient"), "{types:?}");
+    assert!(header["focus"][0]["reference"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("Encounter/{}", enc2["id"].as_str().unwrap())));
+    let types: Vec<&str> = m["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["resource"]["resourceType"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"Encounter") && types.contains(&"Patient"),
+        "{types:?}"
+    );
     assert!(hits[0].header("webhook-signature").is_some());
 }
 
@@ -62,7 +84,14 @@ async fn an_inbound_discharge_message_is_stored_and_notified(app: TestApp) {
     let id = created["id"].as_str().unwrap();
     rx.wait("the handshake", |h| !h.is_empty()).await;
     let start = std::time::Instant::now();
-    while app.get(&format!("Subscription/{id}")).await.json::<Value>().await.unwrap()["status"] != "active" {
+    while app
+        .get(&format!("Subscription/{id}"))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["status"]
+        != "active"
+    {
         assert!(start.elapsed() < std::time::Duration::from_secs(10));
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -75,25 +104,50 @@ async fn an_inbound_discharge_message_is_stored_and_notified(app: TestApp) {
     assert_eq!(answer["type"], "message");
     let header = &answer["entry"][0]["resource"];
     assert_eq!(header["response"]["code"], "ok");
-    assert_eq!(header["response"]["identifier"], message["entry"][0]["resource"]["id"]);
+    assert_eq!(
+        header["response"]["identifier"],
+        message["entry"][0]["resource"]["id"]
+    );
     // What it carried is stored, and it raised the discharge like a FHIR write would.
-    let enc_entry = message["entry"].as_array().unwrap().iter()
-        .find(|e| e["resource"]["resourceType"] == "Encounter").unwrap();
+    let enc_entry = message["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Encounter")
+        .unwrap();
     let enc_id = enc_entry["resource"]["id"].as_str().unwrap();
-    let stored: Value = app.get(&format!("Encounter/{enc_id}")).await.json().await.unwrap();
+    let stored: Value = app
+        .get(&format!("Encounter/{enc_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(stored["status"], "finished");
-    assert!(app.event_names().await.contains(&"PatientDischarged".to_owned()));
-    let hits = rx.wait("the notification", |h| h.iter().any(|h| h.kind() == "event-notification")).await;
-    assert!(hits.iter().any(|h| h.json.to_string().contains(&format!("Encounter/{enc_id}"))));
+    assert!(app
+        .event_names()
+        .await
+        .contains(&"PatientDischarged".to_owned()));
+    let hits = rx
+        .wait("the notification", |h| {
+            h.iter().any(|h| h.kind() == "event-notification")
+        })
+        .await;
+    assert!(hits
+        .iter()
+        .any(|h| h.json.to_string().contains(&format!("Encounter/{enc_id}"))));
 }
 
 async fn bad_messages_are_refused_and_nothing_is_stored(app: TestApp) {
     let mut not_message = fixture("discharge-notification.json");
     not_message["type"] = json!("collection");
     let mut no_event = fixture("discharge-notification.json");
-    no_event["entry"][0]["resource"].as_object_mut().unwrap().remove("eventCoding");
+    no_event["entry"][0]["resource"]
+        .as_object_mut()
+        .unwrap()
+        .remove("eventCoding");
     let mut lost_focus = fixture("discharge-notification.json");
-    lost_focus["entry"][0]["resource"]["focus"] = json!([{"reference": "https://gw.example.org/fhir/Encounter/not-in-the-bundle"}]);
+    lost_focus["entry"][0]["resource"]["focus"] =
+        json!([{"reference": "https://gw.example.org/fhir/Encounter/not-in-the-bundle"}]);
     for (body, want) in [
         (not_message, "Bundle.type"),
         (no_event, "Bundle.entry[0].resource.event"),
@@ -105,7 +159,9 @@ async fn bad_messages_are_refused_and_nothing_is_stored(app: TestApp) {
         assert!(status == 400 || status == 422, "{status}: {oo}");
         assert!(oo.to_string().contains(want), "{want} not named: {oo}");
     }
-    let r = app.post_json("$process-message", &json!({"resourceType": "Patient"})).await;
+    let r = app
+        .post_json("$process-message", &json!({"resourceType": "Patient"}))
+        .await;
     assert_eq!(r.status(), 400);
     assert_eq!(app.count("Encounter").await, 0);
     assert_eq!(app.count("Patient").await, 0);

@@ -57,10 +57,16 @@ async fn official_examples_round_trip(app: TestApp) {
         let r = app.post_json(&rtype, &original).await;
         let status = r.status();
         let created: Value = r.json().await.unwrap();
-        if rtype == "Encounter" && original["status"] == "finished" && original["period"]["end"].is_null() {
+        if rtype == "Encounter"
+            && original["status"] == "finished"
+            && original["period"]["end"].is_null()
+        {
             assert_eq!(status, 422, "{name}: {created}");
             assert_eq!(created["issue"][0]["code"], "business-rule", "{name}");
-            assert_eq!(created["issue"][0]["expression"][0], "Encounter.period.end", "{name}");
+            assert_eq!(
+                created["issue"][0]["expression"][0], "Encounter.period.end",
+                "{name}"
+            );
             *refused.entry(rtype).or_insert(0) += 1;
             continue;
         }

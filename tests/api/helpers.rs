@@ -245,29 +245,53 @@ impl TestApp {
     /// The system history's size without the gateway's own SubscriptionTopics (Basic
     /// resources stored at start): what clients have written.
     pub async fn client_history_total(&self) -> u64 {
-        let all = self.search("_history?_count=0").await["total"].as_u64().unwrap();
-        let topics = self.search("Basic/_history?_count=0").await["total"].as_u64().unwrap();
+        let all = self.search("_history?_count=0").await["total"]
+            .as_u64()
+            .unwrap();
+        let topics = self.search("Basic/_history?_count=0").await["total"]
+            .as_u64()
+            .unwrap();
         all - topics
     }
 
     /// A call to the internal API (`/api/v1/...`): status and JSON body.
-    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let root = self.base.trim_end_matches("/fhir");
-        let mut req = self.client.request(method, format!("{root}/api/v1/{}", path.trim_start_matches('/')));
+        let mut req = self.client.request(
+            method,
+            format!("{root}/api/v1/{}", path.trim_start_matches('/')),
+        );
         if let Some(b) = body {
-            req = req.header("Content-Type", "application/json").body(b.to_string());
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
         }
         let r = req.send().await.expect("internal API call");
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// The domain events recorded so far (oldest first), as `event` names.
     pub async fn event_names(&self) -> Vec<String> {
-        let (status, v) = self.api(reqwest::Method::GET, "events?limit=500", None).await;
+        let (status, v) = self
+            .api(reqwest::Method::GET, "events?limit=500", None)
+            .await;
         assert_eq!(status, 200, "{v}");
-        v["items"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap().to_owned()).collect()
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     pub async fn count(&self, rtype: &str) -> u64 {

@@ -82,7 +82,11 @@ pub struct Receiver {
     handle: actix_web::dev::ServerHandle,
 }
 
-async fn receive(req: HttpRequest, body: web::Bytes, shared: web::Data<Arc<Shared>>) -> HttpResponse {
+async fn receive(
+    req: HttpRequest,
+    body: web::Bytes,
+    shared: web::Data<Arc<Shared>>,
+) -> HttpResponse {
     let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let delay = shared.delay_ms.load(Ordering::SeqCst);
@@ -164,7 +168,12 @@ impl Receiver {
         self.wait_long(what, Duration::from_secs(10), pred).await
     }
 
-    pub async fn wait_long(&self, what: &str, limit: Duration, pred: impl Fn(&[Hit]) -> bool) -> Vec<Hit> {
+    pub async fn wait_long(
+        &self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&[Hit]) -> bool,
+    ) -> Vec<Hit> {
         let start = Instant::now();
         loop {
             let hits = self.hits();
@@ -172,8 +181,16 @@ impl Receiver {
                 return hits;
             }
             if start.elapsed() > limit {
-                let summary: Vec<_> = hits.iter().rev().take(20).map(|h| (h.kind(), h.answered)).collect();
-                panic!("timed out waiting for {what}; got {} requests, the last: {summary:?}", hits.len());
+                let summary: Vec<_> = hits
+                    .iter()
+                    .rev()
+                    .take(20)
+                    .map(|h| (h.kind(), h.answered))
+                    .collect();
+                panic!(
+                    "timed out waiting for {what}; got {} requests, the last: {summary:?}",
+                    hits.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -53,9 +53,14 @@ async fn a_service_request_and_its_task_make_a_referral(app: TestApp) {
     assert_eq!(r["reasons"][0]["text"], "chest pain on exertion");
     assert_eq!(r["supporting_info"][0]["reference"], "Observation/ecg-1");
     assert_eq!(r["urgency"], "urgent");
-    assert_eq!(r["sources"], json!([{"resource_type": "ServiceRequest", "id": id, "version": 1}]));
+    assert_eq!(
+        r["sources"],
+        json!([{"resource_type": "ServiceRequest", "id": id, "version": 1}])
+    );
     // Listed by patient.
-    let (_, list) = app.api(Method::GET, "referrals?patient=Patient/p1", None).await;
+    let (_, list) = app
+        .api(Method::GET, "referrals?patient=Patient/p1", None)
+        .await;
     assert_eq!(list["total"], 1);
     assert_eq!(list["items"][0]["id"], id);
 
@@ -73,15 +78,26 @@ async fn a_service_request_and_its_task_make_a_referral(app: TestApp) {
     let r = record(&app, &format!("referrals/{id}")).await;
     assert_eq!(r["status"], "completed");
     assert_eq!(r["results"][0]["reference"], "DiagnosticReport/dr-1");
-    assert_eq!(r["sources"][1], json!({"resource_type": "Task", "id": task_id, "version": 2}));
+    assert_eq!(
+        r["sources"][1],
+        json!({"resource_type": "Task", "id": task_id, "version": 2})
+    );
 
     assert_eq!(
         app.event_names().await,
         ["ReferralRequested", "ReferralAccepted", "ReferralCompleted"]
     );
-    let (_, ev) = app.api(Method::GET, &format!("events?kind=referrals&id={id}"), None).await;
-    assert_eq!(ev["items"][2]["resource"], format!("Task/{task_id}/_history/2"));
-    assert_eq!(ev["items"][2]["detail"], json!({"from": "accepted", "to": "completed"}));
+    let (_, ev) = app
+        .api(Method::GET, &format!("events?kind=referrals&id={id}"), None)
+        .await;
+    assert_eq!(
+        ev["items"][2]["resource"],
+        format!("Task/{task_id}/_history/2")
+    );
+    assert_eq!(
+        ev["items"][2]["detail"],
+        json!({"from": "accepted", "to": "completed"})
+    );
     assert_eq!(ev["items"][2]["patient"], "Patient/p1");
 }
 
@@ -98,16 +114,35 @@ async fn a_completed_referral_cannot_go_back(app: TestApp) {
     assert_eq!(oo["issue"][0]["code"], "business-rule");
     assert_eq!(oo["issue"][0]["expression"][0], "ServiceRequest.status");
     let msg = oo["issue"][0]["diagnostics"].as_str().unwrap();
-    assert!(msg.contains("is completed; it cannot become requested"), "{msg}");
+    assert!(
+        msg.contains("is completed; it cannot become requested"),
+        "{msg}"
+    );
     // Nothing stored: the Task is still version 1, the record still completed.
-    let t: Value = app.get(&format!("Task/{task_id}")).await.json().await.unwrap();
+    let t: Value = app
+        .get(&format!("Task/{task_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(t["meta"]["versionId"], "1");
-    assert_eq!(record(&app, &format!("referrals/{id}")).await["status"], "completed");
+    assert_eq!(
+        record(&app, &format!("referrals/{id}")).await["status"],
+        "completed"
+    );
     // The ServiceRequest cannot go back to draft either.
     let mut draft = sr.clone();
     draft["status"] = json!("draft");
-    assert_eq!(app.put_json(&format!("ServiceRequest/{id}"), &draft).await.status(), 409);
-    assert_eq!(app.event_names().await, ["ReferralRequested", "ReferralCompleted"]);
+    assert_eq!(
+        app.put_json(&format!("ServiceRequest/{id}"), &draft)
+            .await
+            .status(),
+        409
+    );
+    assert_eq!(
+        app.event_names().await,
+        ["ReferralRequested", "ReferralCompleted"]
+    );
 }
 
 pub fn encounter(status: &str, location: &str) -> Value {
@@ -125,11 +160,18 @@ pub fn encounter(status: &str, location: &str) -> Value {
 }
 
 async fn encounters_make_transitions_with_events(app: TestApp) {
-    let enc = app.create(&encounter("in-progress", "Location/ward-1")).await;
+    let enc = app
+        .create(&encounter("in-progress", "Location/ward-1"))
+        .await;
     let id = enc["id"].as_str().unwrap();
     let mut moved = enc.clone();
     moved["location"] = json!([{"location": {"reference": "Location/icu"}}]);
-    assert_eq!(app.put_json(&format!("Encounter/{id}"), &moved).await.status(), 200);
+    assert_eq!(
+        app.put_json(&format!("Encounter/{id}"), &moved)
+            .await
+            .status(),
+        200
+    );
     let mut out = moved.clone();
     out["status"] = json!("finished");
     out["period"]["end"] = json!("2026-11-23T10:00:00Z");
@@ -137,7 +179,12 @@ async fn encounters_make_transitions_with_events(app: TestApp) {
     out["extension"] = json!([{"url": "http://handoff.example.org/fhir/StructureDefinition/follow-up",
         "extension": [{"url": "what", "valueString": "PCP visit"}, {"url": "who", "valueReference": {"reference": "Practitioner/pcp-1"}},
                       {"url": "withinDays", "valuePositiveInt": 2}]}]);
-    assert_eq!(app.put_json(&format!("Encounter/{id}"), &out).await.status(), 200);
+    assert_eq!(
+        app.put_json(&format!("Encounter/{id}"), &out)
+            .await
+            .status(),
+        200
+    );
 
     let t = record(&app, &format!("transitions/{id}")).await;
     assert_eq!(t["status"], "finished");
@@ -145,7 +192,10 @@ async fn encounters_make_transitions_with_events(app: TestApp) {
     assert_eq!(t["attending"][0]["reference"], "Practitioner/hospitalist");
     assert_eq!(t["locations"][0]["reference"], "Location/icu");
     assert_eq!(t["discharge_disposition"]["coding"][0]["code"], "home");
-    assert_eq!(t["follow_up"], json!([{"what": "PCP visit", "who": {"reference": "Practitioner/pcp-1"}, "within_days": 2}]));
+    assert_eq!(
+        t["follow_up"],
+        json!([{"what": "PCP visit", "who": {"reference": "Practitioner/pcp-1"}, "within_days": 2}])
+    );
     assert_eq!(
         app.event_names().await,
         ["PatientAdmitted", "PatientTransferred", "PatientDischarged"]
@@ -156,7 +206,9 @@ async fn encounters_make_transitions_with_events(app: TestApp) {
 }
 
 async fn a_discharge_without_an_end_time_is_refused(app: TestApp) {
-    let enc = app.create(&encounter("in-progress", "Location/ward-1")).await;
+    let enc = app
+        .create(&encounter("in-progress", "Location/ward-1"))
+        .await;
     let id = enc["id"].as_str().unwrap();
     let mut out = enc.clone();
     out["status"] = json!("finished");
@@ -164,10 +216,21 @@ async fn a_discharge_without_an_end_time_is_refused(app: TestApp) {
     assert_eq!(resp.status(), 422);
     let oo: Value = resp.json().await.unwrap();
     assert_eq!(oo["issue"][0]["expression"][0], "Encounter.period.end");
-    assert!(oo["issue"][0]["diagnostics"].as_str().unwrap().contains("a discharge needs an end time"));
-    let stored: Value = app.get(&format!("Encounter/{id}")).await.json().await.unwrap();
+    assert!(oo["issue"][0]["diagnostics"]
+        .as_str()
+        .unwrap()
+        .contains("a discharge needs an end time"));
+    let stored: Value = app
+        .get(&format!("Encounter/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(stored["meta"]["versionId"], "1");
-    assert_eq!(record(&app, &format!("transitions/{id}")).await["status"], "in-progress");
+    assert_eq!(
+        record(&app, &format!("transitions/{id}")).await["status"],
+        "in-progress"
+    );
     assert_eq!(app.event_names().await, ["PatientAdmitted"]);
 }
 
@@ -183,7 +246,9 @@ async fn a_transaction_with_the_task_first_still_links_it(app: TestApp) {
          "request": {"method": "POST", "url": "ServiceRequest"}}]});
     let resp = app.post_json("", &bundle).await;
     assert_eq!(resp.status(), 200);
-    let (_, list) = app.api(Method::GET, "referrals?patient=Patient/p4", None).await;
+    let (_, list) = app
+        .api(Method::GET, "referrals?patient=Patient/p4", None)
+        .await;
     assert_eq!(list["total"], 1);
     assert_eq!(list["items"][0]["status"], "accepted");
     assert_eq!(list["items"][0]["task"]["status"], "accepted");
@@ -214,10 +279,18 @@ async fn care_plans_and_consents_raise_change_events(app: TestApp) {
     assert_eq!(r["coordinator"]["reference"], "Practitioner/coordinator");
     assert_eq!(r["activities"][0]["status"], "scheduled");
     // Re-sending the same content raises nothing; a change does.
-    assert_eq!(app.put_json(&format!("CarePlan/{id}"), &cp).await.status(), 200);
+    assert_eq!(
+        app.put_json(&format!("CarePlan/{id}"), &cp).await.status(),
+        200
+    );
     let mut done = cp.clone();
     done["status"] = json!("completed");
-    assert_eq!(app.put_json(&format!("CarePlan/{id}"), &done).await.status(), 200);
+    assert_eq!(
+        app.put_json(&format!("CarePlan/{id}"), &done)
+            .await
+            .status(),
+        200
+    );
 
     let consent = app
         .create(&json!({"resourceType": "Consent", "status": "active",
@@ -232,9 +305,15 @@ async fn care_plans_and_consents_raise_change_events(app: TestApp) {
     let cid = consent["id"].as_str().unwrap();
     let c = record(&app, &format!("consents/{cid}")).await;
     assert_eq!(c["provision"]["type"], "permit");
-    assert_eq!(c["provision"]["actors"][0]["reference"]["reference"], "Organization/pcp-practice");
+    assert_eq!(
+        c["provision"]["actors"][0]["reference"]["reference"],
+        "Organization/pcp-practice"
+    );
     assert_eq!(c["provision"]["purposes"][0]["code"], "TREAT");
-    assert_eq!(c["provision"]["provisions"][0]["security_labels"][0]["code"], "ETH");
+    assert_eq!(
+        c["provision"]["provisions"][0]["security_labels"][0]["code"],
+        "ETH"
+    );
     assert_eq!(
         app.event_names().await,
         ["CarePlanChanged", "CarePlanChanged", "ConsentChanged"]

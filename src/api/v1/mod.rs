@@ -95,7 +95,10 @@ async fn stored_record(state: &AppState, kind: RecordKind, id: &str) -> Result<V
         .await?
         .ok_or_else(|| Problem::not_found(format!("No {} record {id}", kind.as_str())))?;
     serde_json::from_str(&body).map_err(|_| {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "A stored record is unreadable")
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "A stored record is unreadable",
+        )
     })
 }
 
@@ -175,7 +178,12 @@ async fn create(
             let outcomes = state.store.commit(ops).await?;
             let id = match outcomes.first() {
                 Some(WriteOutcome::Created(s)) => s.id.clone(),
-                _ => return Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Nothing was created")),
+                _ => {
+                    return Err(Problem::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Nothing was created",
+                    ))
+                }
             };
             tracing::info!(kind = kind.as_str(), id = %id, "record created");
             let stored = stored_record(&state, kind, &id).await?;
@@ -201,7 +209,9 @@ async fn patch(
             let body = read_body(&req, payload, state.settings.max_body_bytes).await?;
             let patch = json_of(&body)?;
             if !patch.is_object() {
-                return Err(Problem::bad_request("The body must be a JSON object (a merge patch)"));
+                return Err(Problem::bad_request(
+                    "The body must be a JSON object (a merge patch)",
+                ));
             }
             let current = stored_record(&state, kind, &id).await?;
             let mut merged = current.clone();
@@ -283,7 +293,8 @@ async fn deliveries(req: HttpRequest, path: web::Path<String>, state: State) -> 
                 return Err(Problem::not_found(format!("No subscription {id}")));
             }
             let (notifications, attempts) = state.store.deliveries(&id, limit as i64).await?;
-            Ok(HttpResponse::Ok().json(json!({"notifications": notifications, "attempts": attempts})))
+            Ok(HttpResponse::Ok()
+                .json(json!({"notifications": notifications, "attempts": attempts})))
         }
         .await,
     )
@@ -297,7 +308,10 @@ pub async fn replay(state: &AppState, subscription: Option<String>) -> Result<us
     };
     match state.store.commit(vec![WriteOp::Outbox(op)]).await?.pop() {
         Some(WriteOutcome::Queued(n)) => Ok(n),
-        _ => Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "Replay gave no count")),
+        _ => Err(Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Replay gave no count",
+        )),
     }
 }
 

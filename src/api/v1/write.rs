@@ -60,7 +60,11 @@ pub fn create_ops(record: &Record) -> Result<Vec<WriteOp>, Problem> {
 
 /// The writes updating the stored resources of record `id` to say `record`. Each is
 /// conditional on the version read, so a concurrent change fails rather than being lost.
-pub async fn update_ops(state: &AppState, id: &str, record: &Record) -> Result<Vec<WriteOp>, Problem> {
+pub async fn update_ops(
+    state: &AppState,
+    id: &str,
+    record: &Record,
+) -> Result<Vec<WriteOp>, Problem> {
     let rtype = record.kind().resource_type();
     let base = stored(state, rtype, id).await?;
     let update = |s: &StoredResource, resource: Value| -> Result<WriteOp, Problem> {

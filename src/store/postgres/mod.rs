@@ -195,11 +195,19 @@ impl Tx for PgTx<'_> {
             let mut cells = Vec::with_capacity(r.columns().len());
             for (i, c) in r.columns().iter().enumerate() {
                 cells.push(match c.type_info().name() {
-                    "INT8" | "INT4" | "INT2" => r.try_get::<Option<i64>, _>(i).map(|v| v.map_or(Cell::Null, Cell::Int)).or_else(|_| {
-                        r.try_get::<Option<i32>, _>(i).map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
-                    })?,
-                    "BOOL" => r.try_get::<Option<bool>, _>(i)?.map_or(Cell::Null, |b| Cell::Int(b.into())),
-                    _ => r.try_get::<Option<String>, _>(i)?.map_or(Cell::Null, Cell::Text),
+                    "INT8" | "INT4" | "INT2" => r
+                        .try_get::<Option<i64>, _>(i)
+                        .map(|v| v.map_or(Cell::Null, Cell::Int))
+                        .or_else(|_| {
+                            r.try_get::<Option<i32>, _>(i)
+                                .map(|v| v.map_or(Cell::Null, |v| Cell::Int(v.into())))
+                        })?,
+                    "BOOL" => r
+                        .try_get::<Option<bool>, _>(i)?
+                        .map_or(Cell::Null, |b| Cell::Int(b.into())),
+                    _ => r
+                        .try_get::<Option<String>, _>(i)?
+                        .map_or(Cell::Null, Cell::Text),
                 });
             }
             out.push(cells);
