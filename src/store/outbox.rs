@@ -340,11 +340,14 @@ pub async fn claim<T: Tx>(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<Claimed>, StoreError> {
+    // Only each subscription's oldest pending row may go (order per subscriber): find
+    // those heads by one index probe per subscription, not by testing every pending
+    // row for an earlier one, which grew with the backlog and throttled a busy outbox.
     let pick = format!(
-        "SELECT o.id FROM outbox o WHERE o.state = 'pending' AND o.next_attempt <= $1 \
-         AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
-         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.subscription_id = o.subscription_id \
-                         AND p.state = 'pending' AND p.id < o.id) \
+        "SELECT o.id FROM outbox o WHERE o.id IN \
+           (SELECT (SELECT min(p.id) FROM outbox p \
+                    WHERE p.state = 'pending' AND p.subscription_id = s.id) FROM subscriptions s) \
+         AND o.next_attempt <= $1 AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
          ORDER BY o.id LIMIT $3{}",
         tx.skip_locked()
     );
