@@ -40,6 +40,9 @@ pub struct Settings {
     pub allow_private_subscribers: bool,
     /// Subscriber hosts allowed even though they resolve to private addresses.
     pub subscriber_allow_hosts: Vec<String>,
+    /// A PEM file of CA certificates trusted for subscriber endpoints beside the public
+    /// web PKI roots (a hospital's or practice's own CA).
+    pub subscriber_ca_file: Option<PathBuf>,
     /// Waits (milliseconds) before each retry of a failed notification (±20% jitter);
     /// after the last the notification is dead-lettered and the subscription goes to
     /// `error`.
@@ -67,6 +70,7 @@ impl Default for Settings {
             profiles_dir: None,
             allow_private_subscribers: false,
             subscriber_allow_hosts: Vec::new(),
+            subscriber_ca_file: None,
             delivery_retry_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000],
             delivery_max_retry_after_secs: 3600,
             delivery_concurrency: 32,

@@ -34,6 +34,24 @@ fn endpoint_policy(settings: &Settings) -> EndpointPolicy {
     }
 }
 
+/// The extra trust anchors for subscriber endpoints (`subscriber_ca_file`), if any.
+fn subscriber_roots(settings: &Settings) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let Some(path) = &settings.subscriber_ca_file else {
+        return Ok(Vec::new());
+    };
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem)
+        .with_context(|| format!("{} is not a PEM certificate bundle", path.display()))?;
+    if roots.is_empty() {
+        anyhow::bail!("{} holds no PEM certificate", path.display());
+    }
+    tracing::info!(
+        certificates = roots.len(),
+        "extra subscriber trust anchors loaded"
+    );
+    Ok(roots)
+}
+
 /// The configured profiles, with what is worth knowing about them logged.
 pub fn load_profiles(settings: &Settings) -> anyhow::Result<Profiles> {
     let profiles = Profiles::load_configured(settings.profiles_dir.as_deref())?;
@@ -117,7 +135,10 @@ impl Application {
             base_url,
         };
         let (stop_worker, stop_rx) = tokio::sync::watch::channel(false);
-        let worker = worker::spawn(store.clone(), store.signal(), delivery, stop_rx);
+        let roots = subscriber_roots(&settings)?;
+        let client = worker::client(&delivery.policy, &roots)
+            .context("building the notification HTTP client")?;
+        let worker = worker::spawn(store.clone(), store.signal(), client, delivery, stop_rx);
         let workers = if settings.http_workers == 0 {
             num_cpus()
         } else {

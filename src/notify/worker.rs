@@ -43,25 +43,32 @@ pub struct DeliverySettings {
     pub base_url: String,
 }
 
+/// The HTTP client every notification goes out on: pooled keep-alive connections,
+/// HTTP/2 where the subscriber offers it over TLS (ALPN), HTTP/1.1 otherwise; each
+/// host name resolved through the endpoint policy; no redirects followed. `extra_roots`
+/// are trusted beside the public web PKI (a hospital's own CA).
+pub fn client(
+    policy: &EndpointPolicy,
+    extra_roots: &[reqwest::Certificate],
+) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(90))
+        .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
+        .redirect(reqwest::redirect::Policy::none());
+    for root in extra_roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    builder.build()
+}
+
 pub fn spawn(
     store: Arc<dyn Store>,
     signal: Arc<Notify>,
+    client: reqwest::Client,
     settings: DeliverySettings,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(90))
-            .dns_resolver(Arc::new(PolicyResolver(settings.policy.clone())))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "delivery worker cannot build its HTTP client");
-                return;
-            }
-        };
         let settings = Arc::new(settings);
         let slots = Arc::new(Semaphore::new(settings.concurrency.max(1)));
         let mut last_heartbeat_check = Instant::now() - Duration::from_secs(1);

@@ -18,4 +18,5 @@ mod receiver;
 mod records;
 mod search;
 mod subscriptions;
+mod tls;
 mod xml;

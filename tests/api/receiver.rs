@@ -16,6 +16,8 @@ pub struct Hit {
     /// The status the receiver answered with.
     pub answered: u16,
     pub at: Instant,
+    /// The HTTP version the request came over (`HTTP/1.1`, `HTTP/2.0`).
+    pub version: String,
 }
 
 impl Hit {
@@ -105,6 +107,7 @@ async fn receive(
         body: body.to_vec(),
         answered,
         at: Instant::now(),
+        version: format!("{:?}", req.version()),
     };
     shared.hits.lock().unwrap().push(hit);
     let mut resp = HttpResponse::build(actix_web::http::StatusCode::from_u16(answered).unwrap());
@@ -116,6 +119,16 @@ async fn receive(
 
 impl Receiver {
     pub async fn start() -> Receiver {
+        Self::serve(None).await
+    }
+
+    /// The same over HTTPS with the certificate in fixtures/tls (for `localhost`, signed
+    /// by fixtures/tls/ca.pem), offering HTTP/2 and HTTP/1.1 by ALPN.
+    pub async fn start_tls() -> Receiver {
+        Self::serve(Some(tls_config())).await
+    }
+
+    async fn serve(tls: Option<rustls::ServerConfig>) -> Receiver {
         let shared = Arc::new(Shared {
             hits: Mutex::new(Vec::new()),
             status: AtomicU16::new(200),
@@ -131,15 +144,24 @@ impl Receiver {
                 .default_service(web::to(receive))
         })
         .workers(1)
-        .disable_signals()
-        .bind("127.0.0.1:0")
+        .disable_signals();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = match tls {
+            Some(config) => server.bind_rustls_0_23("127.0.0.1:0", config),
+            None => server.bind("127.0.0.1:0"),
+        }
         .unwrap();
         let port = server.addrs()[0].port();
         let server = server.run();
         let handle = server.handle();
         tokio::spawn(server);
+        let host = if scheme == "https" {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
         Receiver {
-            url: format!("http://127.0.0.1:{port}/notify"),
+            url: format!("{scheme}://{host}:{port}/notify"),
             shared,
             handle,
         }
@@ -203,6 +225,27 @@ impl Receiver {
             .filter(|h| h.kind() == "event-notification" && (200..300).contains(&h.answered))
             .collect()
     }
+}
+
+fn tls_config() -> rustls::ServerConfig {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls");
+    let certs = CertificateDer::pem_file_iter(format!("{dir}/server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(format!("{dir}/server.key")).unwrap();
+    // ring, explicitly: the gateway's one crypto provider.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config
 }
 
 impl Drop for Receiver {
