@@ -43,7 +43,7 @@ pub fn subscription(topic: &str, filters: &[&str], endpoint: &str, content: &str
 }
 
 /// Create a subscription and wait until the handshake has made it active.
-async fn subscribe(app: &TestApp, body: &Value) -> String {
+pub async fn subscribe(app: &TestApp, body: &Value) -> String {
     let created = app.create(body).await;
     assert_eq!(created["status"], "requested");
     assert!(
@@ -79,7 +79,7 @@ async fn wait_status(app: &TestApp, id: &str, want: &str) -> Value {
     }
 }
 
-fn discharged(patient: &str) -> Value {
+pub fn discharged(patient: &str) -> Value {
     let mut e = encounter("finished", "Location/ward-1");
     e["subject"]["reference"] = json!(patient);
     e["period"]["end"] = json!("2026-11-23T10:00:00Z");
