@@ -269,8 +269,9 @@ impl TestApp {
         v
     }
 
-    /// The system history's size without the gateway's own SubscriptionTopics (Basic
-    /// resources stored at start): what clients have written.
+    /// The system history's size without what the gateway writes itself (its
+    /// SubscriptionTopics, Basic resources stored at start, and the disclosure
+    /// ledger's AuditEvents): what clients have written.
     pub async fn client_history_total(&self) -> u64 {
         let all = self.search("_history?_count=0").await["total"]
             .as_u64()
@@ -278,7 +279,10 @@ impl TestApp {
         let topics = self.search("Basic/_history?_count=0").await["total"]
             .as_u64()
             .unwrap();
-        all - topics
+        let ledger = self.search("AuditEvent/_history?_count=0").await["total"]
+            .as_u64()
+            .unwrap();
+        all - topics - ledger
     }
 
     /// A call to the internal API (`/api/v1/...`): status and JSON body.
