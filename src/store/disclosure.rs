@@ -15,6 +15,9 @@ use crate::fhir::search::dates;
 use crate::records::{ConsentDirective, Record, RecordKind};
 use crate::topics::subscription::RecipientSpec;
 
+/// One data item: (reference, resource type, security labels as (system, code)).
+pub type Item = (String, String, Vec<(String, String)>);
+
 /// What consent is checked against, loaded by the caller (in a transaction, or from
 /// the store for `$evaluate`).
 #[derive(Debug, Default)]
@@ -22,8 +25,7 @@ pub struct Facts {
     pub consents: Vec<ConsentDirective>,
     /// The patient's Patient.generalPractitioner references.
     pub pcps: Vec<String>,
-    /// Per data item: (reference, resource type, security labels).
-    pub items: Vec<(String, String, Vec<(String, String)>)>,
+    pub items: Vec<Item>,
 }
 
 /// Decide one disclosure. `recipient` None: unknown (no references, the default
@@ -139,7 +141,7 @@ pub fn pcps_of(patient: &Value) -> Vec<String> {
 }
 
 /// (type, security labels) of a resource body.
-pub fn item_of(reference: &str, body: Option<&Value>) -> (String, String, Vec<(String, String)>) {
+pub fn item_of(reference: &str, body: Option<&Value>) -> Item {
     let rtype = reference.split('/').next().unwrap_or("").to_owned();
     let labels = body
         .and_then(|b| b["meta"]["security"].as_array())

@@ -488,3 +488,66 @@ async fn a_malformed_recipient_is_refused(app: TestApp) {
     assert_outcome(r, 422, "required", Some("Subscription.extension[0]")).await;
     assert_eq!(app.count("Subscription").await, 0, "nothing stored");
 }
+
+/// `handoff consent check` asks a store directly (SQLite here: the CLI cannot name a
+/// PostgreSQL schema), with the same rules as the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_says_what_and_why() {
+    let dir = std::env::temp_dir().join(format!("handoff-cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite:{}", dir.join("h.db").display());
+    let u = url.clone();
+    let app = crate::helpers::spawn_with(crate::helpers::Backend::Sqlite, move |s| {
+        s.database_url = u;
+        s.consent_default = "deny".into();
+    })
+    .await
+    .unwrap();
+    patient(&app, "pc", "Practitioner/pcp-c", None).await;
+    let c = app
+        .create(&consent(
+            "Patient/pc",
+            "deny",
+            "Organization/practice-c",
+            None,
+        ))
+        .await;
+    let check = |recipient: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args([
+                "consent",
+                "check",
+                "--patient",
+                "Patient/pc",
+                "--recipient",
+                recipient,
+                "--purpose",
+                "TREAT",
+                "--data",
+                "Encounter",
+                "--database-url",
+                &url,
+            ])
+            .env_remove("HANDOFF_CONFIG")
+            .env_remove("HANDOFF_CONSENT_DEFAULT")
+            .output()
+            .unwrap()
+    };
+    let out = check("Organization/practice-c");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("decision: deny"), "{text}");
+    assert!(
+        text.contains(&format!("consent: Consent/{}", c["id"].as_str().unwrap())),
+        "{text}"
+    );
+    let out = check("Practitioner/pcp-c");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("decision: permit") && text.contains("PCP"),
+        "{text}"
+    );
+    drop(app);
+    let _ = std::fs::remove_dir_all(dir);
+}
