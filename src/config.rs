@@ -53,6 +53,12 @@ pub struct Settings {
     pub delivery_concurrency: usize,
     /// Per-request timeout when the subscription sets none (seconds).
     pub delivery_timeout_secs: u64,
+    /// What a disclosure no consent directive speaks to gets: `deny` (the default) or
+    /// `permit` (docs/consent.md, "No consent on file").
+    pub consent_default: String,
+    /// Treatment disclosures to the patient's own PCP (Patient.generalPractitioner)
+    /// are permitted when no directive speaks to them.
+    pub consent_pcp_treatment: bool,
 }
 
 impl Default for Settings {
@@ -75,6 +81,8 @@ impl Default for Settings {
             delivery_max_retry_after_secs: 3600,
             delivery_concurrency: 32,
             delivery_timeout_secs: 10,
+            consent_default: "deny".into(),
+            consent_pcp_treatment: true,
         }
     }
 }
@@ -113,6 +121,7 @@ pub struct Overrides {
     pub log_format: Option<String>,
     pub profiles_dir: Option<PathBuf>,
     pub allow_private_subscribers: bool,
+    pub consent_default: Option<String>,
 }
 
 impl Settings {
@@ -136,6 +145,9 @@ impl Settings {
         }
         if let Some(v) = &overrides.profiles_dir {
             s.profiles_dir = Some(v.clone());
+        }
+        if let Some(v) = &overrides.consent_default {
+            s.consent_default = v.clone();
         }
         if overrides.allow_private_subscribers {
             s.allow_private_subscribers = true;
@@ -163,11 +175,29 @@ impl Settings {
         if !matches!(self.log_format.as_str(), "pretty" | "json") {
             bail!("log_format must be 'pretty' or 'json'");
         }
+        if !matches!(self.consent_default.as_str(), "deny" | "permit") {
+            bail!("consent_default must be 'deny' or 'permit'");
+        }
         if let Some(base) = &self.public_base_url {
             url::Url::parse(base)
                 .with_context(|| format!("public_base_url '{base}' is not a URL"))?;
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// The no-consent policy these settings describe.
+    pub fn consent_policy(&self) -> crate::consent::Policy {
+        use crate::consent::{Decision, Policy};
+        let otherwise = match self.consent_default.as_str() {
+            "permit" => Decision::Permit,
+            _ => Decision::Deny,
+        };
+        Policy {
+            pcp_treatment_without_consent: self.consent_pcp_treatment,
+            ..Policy::with_default(otherwise)
+        }
     }
 }
 

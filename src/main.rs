@@ -32,6 +32,10 @@ struct Cli {
     /// Allow subscriber endpoints on loopback/private addresses (demos, tests).
     #[arg(long, global = true, env = "HANDOFF_ALLOW_PRIVATE_SUBSCRIBERS")]
     allow_private_subscribers: bool,
+    /// What a disclosure no consent directive speaks to gets: `deny` [default] or
+    /// `permit` (treatment to the patient's own PCP is permitted either way).
+    #[arg(long, global = true, env = "HANDOFF_CONSENT_DEFAULT")]
+    consent_default: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,9 +63,84 @@ enum Command {
         #[arg(long)]
         subscription: Option<String>,
     },
+    /// Consent questions (docs/consent.md).
+    #[command(subcommand)]
+    Consent(ConsentCommand),
     /// Measure create throughput and latency against both stores; `bench deliveries`:
     /// notification delivery to local subscribers (see README).
     Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ConsentCommand {
+    /// May this recipient receive data about this patient for this purpose, and why?
+    /// Prints the decision, the reason, the deciding Consent and what is withheld;
+    /// exits 0 on permit, 1 on deny.
+    Check {
+        /// `Patient/123` (or `123`).
+        #[arg(long)]
+        patient: String,
+        /// Every reference the recipient answers to (`Practitioner/1`, their
+        /// `Organization/2`...); repeat the flag.
+        #[arg(long, required = true)]
+        recipient: Vec<String>,
+        /// The v3-ActReason purpose of use.
+        #[arg(long, default_value = "TREAT")]
+        purpose: String,
+        /// The data: `Type/id` of a stored resource or a resource type; repeat.
+        #[arg(long)]
+        data: Vec<String>,
+        /// When (FHIR instant, dateTime or date) [default: now].
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+async fn consent_check(settings: &Settings, command: ConsentCommand) -> anyhow::Result<bool> {
+    use handoff::consent::{Decision, RECIPIENT_ROLES};
+    use handoff::fhir::search::dates;
+    use handoff::store::disclosure::{evaluate, Question};
+    let ConsentCommand::Check {
+        patient,
+        recipient,
+        purpose,
+        data,
+        at,
+    } = command;
+    let at = at.unwrap_or_else(|| dates::format_instant(dates::now_micros()));
+    if dates::range(&at).is_none() {
+        anyhow::bail!("--at must be a FHIR instant, dateTime or date");
+    }
+    let patient = match patient.contains('/') {
+        true => patient,
+        false => format!("Patient/{patient}"),
+    };
+    let q = Question {
+        patient,
+        recipient: handoff::topics::subscription::RecipientSpec {
+            references: recipient,
+            roles: RECIPIENT_ROLES
+                .iter()
+                .map(|(s, c)| (s.to_string(), c.to_string()))
+                .collect(),
+            purpose,
+        },
+        data,
+        at,
+    };
+    let store = store::connect(&settings.database_url, &Default::default()).await?;
+    let out = evaluate(&*store, &q, &settings.consent_policy()).await?;
+    let permit = out.decision == Decision::Permit;
+    println!("decision: {}", if permit { "permit" } else { "deny" });
+    println!("reason: {}", out.reason);
+    println!(
+        "consent: {}",
+        out.consent.as_deref().unwrap_or("(none: by policy)")
+    );
+    for x in &out.excluded {
+        println!("withheld: {x}");
+    }
+    Ok(permit)
 }
 
 #[tokio::main]
@@ -73,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
         log_format: cli.log_format,
         profiles_dir: cli.profiles_dir,
         allow_private_subscribers: cli.allow_private_subscribers,
+        consent_default: cli.consent_default,
     };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
     telemetry::init(&settings.log_format);
@@ -104,6 +184,11 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Bench(args) => bench::run(args).await?,
+        Command::Consent(c) => {
+            if !consent_check(&settings, c).await? {
+                std::process::exit(1);
+            }
+        }
         Command::Validate { file, profile } => {
             // Notes go to stderr: stdout carries only the OperationOutcome.
             let profiles = Profiles::load_configured(settings.profiles_dir.as_deref())?;

@@ -87,6 +87,7 @@ impl Application {
         let profiles = Arc::new(load_profiles(&settings)?);
         store_settings.pool_size = settings.db_pool_size;
         store_settings.max_batch = settings.group_commit_max;
+        store_settings.consent_policy = settings.consent_policy();
         let store = store::connect(&settings.database_url, &store_settings)
             .await
             .with_context(|| {

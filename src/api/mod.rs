@@ -1,7 +1,9 @@
 //! The HTTP API: thin handlers over the store. `routes` wires them; anything that
 //! matches no route, or a route but not its method, still gets an OperationOutcome.
 
+pub mod access;
 pub mod bundle;
+pub mod consent;
 pub mod context;
 pub mod error;
 pub mod operations;
@@ -72,6 +74,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::resource("/Subscription/{id}/$events")
                         .route(web::get().to(subscriptions::events))
                         .route(web::post().to(subscriptions::events))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Consent/$evaluate")
+                        .post(consent::evaluate)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Patient/{id}/$disclosures")
+                        .get(consent::disclosures)
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

@@ -245,6 +245,8 @@ pub async fn read(
             .read(&rtype, &id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("{rtype}/{id} is not known")))?;
+        // Consent on reads: no caller identity until authentication exists (access.rs).
+        let s = super::access::check_one(&state, None, s).await?;
         stored_response(&ctx, s)
     }
     .await;

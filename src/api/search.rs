@@ -60,7 +60,9 @@ async fn search(
 ) -> Result<HttpResponse, ApiError> {
     check_type(rtype)?;
     let q = query::parse(rtype, &pairs, ctx.lenient).map_err(ApiError::invalid)?;
-    let page = state.store.search(&q).await?;
+    let mut page = state.store.search(&q).await?;
+    // Consent on reads: no caller identity until authentication exists (access.rs).
+    page.items = super::access::check_read(state, None, page.items).await?;
     let mut entries: Vec<Value> = page.items.iter().map(|s| entry(ctx, s, "match")).collect();
     if !q.include.is_empty() {
         let refs = include_refs(&q, &page.items);

@@ -8,6 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::error::ApiError;
 use super::rest::{ctx_or_return, State};
 use crate::fhir::outcome::IssueCode;
+use crate::fhir::search::params::is_read_only;
 use crate::notify::bundle::{self, Content, NotificationType, SubscriptionStatus};
 use crate::notify::davinci;
 use crate::notify::ssrf;
@@ -125,14 +126,17 @@ pub async fn check_write(state: &AppState, op: &WriteOp) -> Result<(), ApiError>
         WriteOp::Create { resource, .. }
         | WriteOp::Update { resource, .. }
         | WriteOp::ConditionalUpdate { resource, .. } => resource,
-        WriteOp::Delete { rtype, .. } if rtype == "Basic" => return Err(topics_read_only()),
-        WriteOp::ConditionalDelete { query } if query.rtype == "Basic" => {
-            return Err(topics_read_only())
+        WriteOp::Delete { rtype, .. } if is_read_only(rtype) => return Err(read_only(rtype)),
+        WriteOp::ConditionalDelete { query } if is_read_only(&query.rtype) => {
+            return Err(read_only(&query.rtype))
         }
         _ => return Ok(()),
     };
-    if resource["resourceType"] == "Basic" {
-        return Err(topics_read_only());
+    if let Some(rtype) = resource["resourceType"]
+        .as_str()
+        .filter(|t| is_read_only(t))
+    {
+        return Err(read_only(rtype));
     }
     if resource["resourceType"] != "Subscription" || resource["status"] == "off" {
         return Ok(());
@@ -153,11 +157,16 @@ pub async fn check_write(state: &AppState, op: &WriteOp) -> Result<(), ApiError>
         })
 }
 
-fn topics_read_only() -> ApiError {
+fn read_only(rtype: &str) -> ApiError {
+    let what = if rtype == "AuditEvent" {
+        "AuditEvents here are the disclosure ledger, written by the gateway only: read-only"
+    } else {
+        "Basic resources here are the gateway's SubscriptionTopics: read-only"
+    };
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         IssueCode::NotSupported,
-        "Basic resources here are the gateway's SubscriptionTopics: read-only",
+        what,
     )
 }
 

@@ -128,7 +128,14 @@ async fn measure(
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;
-    let server = Server::start(db_url, &["--allow-private-subscribers"], &client).await?;
+    // The benchmark measures delivery, not consent: its subscriptions name no
+    // recipient, so the no-consent policy must permit (docs/consent.md).
+    let server = Server::start(
+        db_url,
+        &["--allow-private-subscribers", "--consent-default", "permit"],
+        &client,
+    )
+    .await?;
     let result = phases(store, &server.base, subs, args, &client).await;
     server.stop().await;
     result

@@ -17,6 +17,7 @@
 //! a deny apply and keeps a permit from applying. Nothing here panics on any input.
 
 mod directive;
+pub mod ledger;
 mod matching;
 #[cfg(test)]
 mod tests;
@@ -96,6 +97,23 @@ pub struct Policy {
     pub default_otherwise: Decision,
     /// Treatment (`TREAT`) disclosures to the patient's own PCP are permitted.
     pub pcp_treatment_without_consent: bool,
+}
+
+impl Policy {
+    /// The gateway's default: treatment disclosures to the patient's own PCP are
+    /// permitted, anything else no directive speaks to is denied.
+    pub fn gateway_default() -> Policy {
+        Policy::with_default(Decision::Deny)
+    }
+
+    /// PCP treatment permitted; every other purpose decided `otherwise`.
+    pub fn with_default(otherwise: Decision) -> Policy {
+        Policy {
+            default_by_purpose: Vec::new(),
+            default_otherwise: otherwise,
+            pcp_treatment_without_consent: true,
+        }
+    }
 }
 
 /// The answer, with what a coordinator needs to see why.

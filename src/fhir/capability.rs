@@ -44,8 +44,9 @@ pub fn capability_statement(base: &str, profiles: &Profiles) -> Value {
                 .filter(|p| p.kind == ParamKind::Reference)
                 .map(|p| format!("{rtype}:{}", p.name))
                 .collect();
-            // Basic holds the gateway's SubscriptionTopics: read-only.
-            let read_only = *rtype == "Basic";
+            // Basic holds the gateway's SubscriptionTopics, AuditEvent the disclosure
+            // ledger: both read-only.
+            let read_only = super::search::params::is_read_only(rtype);
             let interactions: Vec<Value> = INTERACTIONS
                 .iter()
                 .filter(|c| !read_only || !matches!(**c, "update" | "delete" | "create"))

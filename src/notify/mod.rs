@@ -18,4 +18,5 @@ pub mod bundle;
 pub mod davinci;
 pub mod sign;
 pub mod ssrf;
+pub mod withhold;
 pub mod worker;

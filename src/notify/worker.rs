@@ -226,10 +226,14 @@ async fn attempt(
     ssrf::check_endpoint(&spec.endpoint, &s.policy)
         .await
         .map_err(|e| Failure::Final(format!("endpoint refused: {e}")))?;
-    let body = match spec.channel {
+    let mut body = match spec.channel {
         Channel::RestHook => notification(store, s, c, &spec).await?,
         Channel::DaVinciMessage => davinci_message(store, s, c, &spec).await?,
     };
+    // Minimum necessary: what consent withholds does not travel (decided at the claim).
+    if let Some(d) = &c.disclosure {
+        super::withhold::apply(&mut body, &d.decision.excluded, &d.decision.reason);
+    }
     // The payload type the subscriber asked for. XML rendering goes through the FHIR
     // model (large Bundles are rendered on the blocking pool).
     let format = if spec.wants_xml() {

@@ -40,6 +40,8 @@ pub trait Tx: Send {
     /// `" FOR UPDATE SKIP LOCKED"` where rows can be claimed concurrently (PostgreSQL);
     /// empty where one writer already serialises every claim (SQLite).
     fn skip_locked(&self) -> &'static str;
+    /// What decides a disclosure no consent directive speaks to (`consent::Policy`).
+    fn consent_policy(&self) -> &crate::consent::Policy;
 }
 
 /// A column value read inside a transaction.
@@ -494,6 +496,30 @@ fn resource_type(resource: &Value) -> Result<String, StoreError> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| StoreError::Conflict("resource has no resourceType".into()))
+}
+
+/// Write version 1 of a resource the server itself makes (an AuditEvent of the
+/// disclosure ledger), with a new id; no hooks run.
+pub async fn write_new<T: Tx>(
+    tx: &mut T,
+    mut resource: Value,
+    now: i64,
+) -> Result<StoredResource, StoreError> {
+    let rtype = resource_type(&resource)?;
+    let id = new_id();
+    stamp(&mut resource, &id, 1, now);
+    let index = index_entries(&rtype, &resource);
+    let body = serde_json::to_string(&resource).expect("JSON values always serialise");
+    let stored = StoredResource {
+        rtype,
+        id,
+        version: 1,
+        last_updated: now,
+        deleted: false,
+        body: Some(body.into()),
+    };
+    tx.write(&stored, &index, false).await?;
+    Ok(stored)
 }
 
 pub fn new_id() -> String {

@@ -10,6 +10,7 @@
 
 #[macro_use]
 mod backend;
+pub mod disclosure;
 pub mod executor;
 pub mod outbox;
 pub mod postgres;
@@ -285,6 +286,9 @@ pub struct StoreSettings {
     pub max_batch: usize,
     /// PostgreSQL: schema to use (tests give every run its own).
     pub pg_schema: Option<String>,
+    /// Decides disclosures no consent directive speaks to, at match time and before
+    /// every delivery attempt (docs/consent.md).
+    pub consent_policy: crate::consent::Policy,
 }
 
 impl Default for StoreSettings {
@@ -293,6 +297,7 @@ impl Default for StoreSettings {
             pool_size: 8,
             max_batch: 256,
             pg_schema: None,
+            consent_policy: crate::consent::Policy::gateway_default(),
         }
     }
 }

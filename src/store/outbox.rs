@@ -13,9 +13,12 @@
 
 use serde_json::Value;
 
+use super::disclosure;
 use super::executor::{Cell, Tx};
 use super::sql::{Bind, Sql};
 use super::{StoreError, StoredResource};
+use crate::consent::ledger::{Disclosure, Effect};
+use crate::consent::Decision;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::records::Record;
 use crate::topics::{catalog, subscription};
@@ -217,6 +220,14 @@ pub async fn match_event<T: Tx>(
             if !matches {
                 continue;
             }
+            // Consent, at match time: a denied disclosure is never queued (and takes no
+            // event number); the denial is in the ledger.
+            let decided =
+                disclosure::for_event(tx, seq, id, spec.recipient.as_ref(), "", None, now).await?;
+            if let Some(d) = decided.filter(|d| d.decision.decision == Decision::Deny) {
+                disclosure::record(tx, &d, &Effect::Denied, now).await?;
+                continue;
+            }
             let number = tx
                 .fetch_rows(&stmt(
                     "UPDATE subscriptions SET events_since_start = events_since_start + 1, last_notified = $2 \
@@ -330,6 +341,9 @@ pub struct Claimed {
     pub spec: String,
     pub secret: String,
     pub events_since_start: i64,
+    /// For an event notification: the disclosure as consent decided it at the claim
+    /// (what to withhold, and what the ledger entry says).
+    pub disclosure: Option<Disclosure>,
 }
 
 /// Claim up to `limit` due rows until `lease_until`: only the oldest pending row of
@@ -379,7 +393,7 @@ pub async fn claim<T: Tx>(
         };
         let mut s = s.into_iter();
         let mut col = || s.next().unwrap_or(Cell::Null);
-        out.push(Claimed {
+        let mut c = Claimed {
             outbox_id: outbox_id.int().unwrap_or(0),
             subscription_id: sub,
             kind: kind.into_text().unwrap_or_default(),
@@ -392,7 +406,36 @@ pub async fn claim<T: Tx>(
             spec: col().into_text().unwrap_or_default(),
             secret: col().into_text().unwrap_or_default(),
             events_since_start: col().int().unwrap_or(0),
-        });
+            disclosure: None,
+        };
+        if let Some(seq) = c.event_seq.filter(|_| c.kind == "event-notification") {
+            // Consent again, before every attempt: a revocation since the last attempt
+            // stops the disclosure here.
+            let recipient = serde_json::from_str::<subscription::SubscriptionSpec>(&c.spec)
+                .ok()
+                .and_then(|s| s.recipient);
+            let d = disclosure::for_event(
+                tx,
+                seq,
+                &c.subscription_id,
+                recipient.as_ref(),
+                &c.webhook_id,
+                c.event_number,
+                now,
+            )
+            .await?;
+            if let Some(d) = d.as_ref().filter(|d| d.decision.decision == Decision::Deny) {
+                tx.exec(&stmt(
+                    "UPDATE outbox SET state = 'denied', claimed_until = NULL, done_at = $2 WHERE id = $1",
+                    vec![Bind::Int(c.outbox_id), Bind::Int(now)],
+                ))
+                .await?;
+                disclosure::record(tx, d, &Effect::Denied, now).await?;
+                continue;
+            }
+            c.disclosure = d;
+        }
+        out.push(c);
     }
     Ok(out)
 }
@@ -435,6 +478,14 @@ pub async fn finish<T: Tx>(
         ],
     ))
     .await?;
+    if let Some(d) = &c.disclosure {
+        let effect = match (next, &a.error) {
+            (Next::Delivered, _) => Effect::Delivered,
+            (_, Some(e)) => Effect::Unacknowledged(e.clone()),
+            (_, None) => Effect::Unacknowledged("no answer".into()),
+        };
+        disclosure::record(tx, d, &effect, a.at).await?;
+    }
     let (state, next_attempt, done) = match next {
         Next::Delivered => ("delivered", a.at, Some(a.at)),
         Next::RetryAt(when) => ("pending", *when, None),
@@ -497,7 +548,7 @@ pub const SELECT_SUB_EVENTS: &str =
     "SELECT o.event_number, e.seq, e.event, e.record_kind, e.record_id, \
      e.rtype, e.rid, e.version, e.patient, e.at, e.detail \
      FROM outbox o JOIN domain_events e ON e.seq = o.event_seq \
-     WHERE o.subscription_id = $1 AND o.kind = 'event-notification' \
+     WHERE o.subscription_id = $1 AND o.kind = 'event-notification' AND o.state <> 'denied' \
      AND o.event_number >= $2 AND o.event_number <= $3 ORDER BY o.event_number LIMIT $4";
 
 /// A subscription's notifications, newest first, with each one's last attempt.

@@ -176,6 +176,17 @@ async fn save<T: Tx>(
             ))
             .await?;
         let seq = rows.first().and_then(|r| r[0].int()).unwrap_or(0);
+        if e == lifecycle::EventKind::ConsentChanged {
+            // Consent changes are in the ledger too (docs/consent.md).
+            let audit = crate::consent::ledger::consent_change_event(
+                &format!("Consent/{id}"),
+                v.version,
+                patient.as_deref(),
+                next.status(),
+                v.last_updated,
+            );
+            super::executor::write_new(tx, audit, v.last_updated).await?;
+        }
         super::outbox::match_event(tx, seq, e.as_str(), next, v.last_updated).await?;
     }
     Ok(())

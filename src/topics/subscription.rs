@@ -37,10 +37,12 @@ mod channel;
 mod checks;
 #[cfg(test)]
 mod error_tests;
+pub mod recipient;
 #[cfg(test)]
 mod tests;
 
 pub use checks::RESERVED_HEADERS;
+pub use recipient::RecipientSpec;
 
 pub const FILTER_CRITERIA_URL: &str =
     "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria";
@@ -99,6 +101,9 @@ pub struct SubscriptionSpec {
     /// Subscription.end, as given.
     pub end: Option<String>,
     pub channel: Channel,
+    /// Who receives (recipient module); None: nobody named, an unknown recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<RecipientSpec>,
 }
 
 impl SubscriptionSpec {
@@ -162,6 +167,7 @@ pub fn parse(resource: &Value) -> Result<SubscriptionSpec, Vec<Issue>> {
         .and_then(Value::as_object)
         .unwrap_or(&empty);
     let c = channel::read(channel_obj, topic, &mut issues);
+    let recipient = recipient::read(root, &mut issues);
     let status = text(root, "status");
     if status.is_none() {
         issues.push(required(
@@ -191,6 +197,7 @@ pub fn parse(resource: &Value) -> Result<SubscriptionSpec, Vec<Issue>> {
                 status,
                 end: text(root, "end"),
                 channel,
+                recipient,
             })
         }
         _ => Err(issues),

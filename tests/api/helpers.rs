@@ -85,6 +85,9 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> 
         // Subscribers in tests are local HTTP servers; retries come quickly.
         allow_private_subscribers: true,
         delivery_retry_ms: vec![100, 200, 400, 800, 1600],
+        // Delivery tests subscribe without naming a recipient (docs/consent.md): the
+        // no-consent policy permits here; the consent tests set `deny`.
+        consent_default: "permit".into(),
         ..Default::default()
     };
     let mut store_settings = StoreSettings::default();
@@ -175,6 +178,30 @@ macro_rules! test_both {
     )*};
 }
 
+/// As `test_both!`, on a gateway whose no-consent policy denies (the production
+/// default; the other tests' gateways permit, see `spawn_with`).
+#[macro_export]
+macro_rules! test_both_denying {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            fn deny(s: &mut handoff::config::Settings) {
+                s.consent_default = "deny".into();
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_with($crate::helpers::Backend::Sqlite, deny).await.expect("sqlite app");
+                super::$name(app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = $crate::helpers::spawn_with($crate::helpers::Backend::Postgres, deny).await {
+                    super::$name(app).await;
+                }
+            }
+        }
+    )*};
+}
+
 pub const JSON: &str = "application/fhir+json";
 pub const XML: &str = "application/fhir+xml";
 
@@ -242,8 +269,9 @@ impl TestApp {
         v
     }
 
-    /// The system history's size without the gateway's own SubscriptionTopics (Basic
-    /// resources stored at start): what clients have written.
+    /// The system history's size without what the gateway writes itself (its
+    /// SubscriptionTopics, Basic resources stored at start, and the disclosure
+    /// ledger's AuditEvents): what clients have written.
     pub async fn client_history_total(&self) -> u64 {
         let all = self.search("_history?_count=0").await["total"]
             .as_u64()
@@ -251,7 +279,10 @@ impl TestApp {
         let topics = self.search("Basic/_history?_count=0").await["total"]
             .as_u64()
             .unwrap();
-        all - topics
+        let ledger = self.search("AuditEvent/_history?_count=0").await["total"]
+            .as_u64()
+            .unwrap();
+        all - topics - ledger
     }
 
     /// A call to the internal API (`/api/v1/...`): status and JSON body.

@@ -5,6 +5,7 @@ mod helpers;
 
 mod bad_input;
 mod bundle;
+mod consent;
 mod crud;
 mod davinci;
 mod examples;

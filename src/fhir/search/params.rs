@@ -228,6 +228,18 @@ static SUBSCRIPTION: &[ParamDef] = &[
     p("type", Token, &["channel.type"]),
 ];
 
+/// The disclosure ledger (written by the server only, see `consent::ledger`).
+static AUDITEVENT: &[ParamDef] = &[
+    p("date", Date, &["recorded"]),
+    r("agent", &["agent.who"], PARTY),
+    r("patient", &["agent.who", "entity.what"], &["Patient"]),
+    r("entity", &["entity.what"], &[]),
+    p("type", Token, &["type"]),
+    p("subtype", Token, &["subtype"]),
+    p("outcome", Token, &["outcome"]),
+    p("action", Token, &["action"]),
+];
+
 /// The gateway's SubscriptionTopics in their R4 form (read-only, see `topics`).
 static BASIC: &[ParamDef] = &[
     p("code", Token, &["code"]),
@@ -248,7 +260,13 @@ pub static SUPPORTED: &[(&str, &[ParamDef])] = &[
     ("Endpoint", ENDPOINT),
     ("Subscription", SUBSCRIPTION),
     ("Basic", BASIC),
+    ("AuditEvent", AUDITEVENT),
 ];
+
+/// Types the API serves read-only: the server writes them (topics, the ledger).
+pub fn is_read_only(rtype: &str) -> bool {
+    matches!(rtype, "Basic" | "AuditEvent")
+}
 
 pub fn is_supported(rtype: &str) -> bool {
     SUPPORTED.iter().any(|(t, _)| *t == rtype)

@@ -20,6 +20,7 @@ use crate::fhir::search::{IndexEntry, SearchQuery};
 
 pub struct PgStore {
     pool: PgPool,
+    policy: crate::consent::Policy,
     signal: std::sync::Arc<tokio::sync::Notify>,
 }
 
@@ -52,6 +53,7 @@ impl PgStore {
             .await?;
         Ok(PgStore {
             pool,
+            policy: settings.consent_policy.clone(),
             signal: Default::default(),
         })
     }
@@ -64,7 +66,7 @@ impl PgStore {
 
     async fn commit_once(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let outcomes = executor::execute(&mut PgTx(&mut tx), ops).await?;
+        let outcomes = executor::execute(&mut PgTx(&mut tx, &self.policy), ops).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -121,10 +123,13 @@ impl_store!(PgStore, pool, {
     }
 });
 
-struct PgTx<'c>(&'c mut PgConnection);
+struct PgTx<'c>(&'c mut PgConnection, &'c crate::consent::Policy);
 
 #[async_trait]
 impl Tx for PgTx<'_> {
+    fn consent_policy(&self) -> &crate::consent::Policy {
+        self.1
+    }
     async fn load(&mut self, rtype: &str, id: &str) -> Result<Option<StoredResource>, StoreError> {
         let row = sqlx::query(sql::READ)
             .bind(rtype)

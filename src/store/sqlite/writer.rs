@@ -20,6 +20,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::consent::Policy;
 use crate::fhir::search::{IndexEntry, SearchQuery};
 use crate::store::executor::{self, Cell, Tx};
 use crate::store::sql::{self, Bind};
@@ -31,7 +32,11 @@ pub struct Job {
 }
 
 /// Open the write connection and start the thread. The schema must exist already.
-pub fn spawn(path: &Path, max_batch: usize) -> Result<mpsc::Sender<Job>, StoreError> {
+pub fn spawn(
+    path: &Path,
+    max_batch: usize,
+    policy: Policy,
+) -> Result<mpsc::Sender<Job>, StoreError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -45,12 +50,12 @@ pub fn spawn(path: &Path, max_batch: usize) -> Result<mpsc::Sender<Job>, StoreEr
     let (jobs, rx) = mpsc::channel(4096);
     std::thread::Builder::new()
         .name("sqlite-writer".into())
-        .spawn(move || run(conn, rx, max_batch.max(1)))
+        .spawn(move || run(conn, rx, max_batch.max(1), policy))
         .map_err(|e| StoreError::Conflict(format!("cannot start the SQLite writer: {e}")))?;
     Ok(jobs)
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize, policy: Policy) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -60,7 +65,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
                 Err(_) => break,
             }
         }
-        let results = commit_batch(&mut conn, &mut batch);
+        let results = commit_batch(&mut conn, &mut batch, &policy);
         for (job, result) in batch.drain(..).zip(results) {
             let _ = job.reply.send(result);
         }
@@ -72,6 +77,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
 fn commit_batch(
     conn: &mut Connection,
     batch: &mut [Job],
+    policy: &Policy,
 ) -> Vec<Result<Vec<WriteOutcome>, StoreError>> {
     let all_failed = |e: &rusqlite::Error, n: usize| {
         (0..n)
@@ -90,7 +96,7 @@ fn commit_batch(
     let mut results = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
         let ops = std::mem::take(&mut job.ops);
-        results.push(run_job(conn, ops));
+        results.push(run_job(conn, ops, policy));
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
         tracing::error!(error = %e, "SQLite COMMIT failed; rolling back the batch");
@@ -100,9 +106,13 @@ fn commit_batch(
     results
 }
 
-fn run_job(conn: &mut Connection, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+fn run_job(
+    conn: &mut Connection,
+    ops: Vec<WriteOp>,
+    policy: &Policy,
+) -> Result<Vec<WriteOutcome>, StoreError> {
     conn.execute_batch("SAVEPOINT job")?;
-    let result = block_on(executor::execute(&mut SqliteTx(conn), ops));
+    let result = block_on(executor::execute(&mut SqliteTx(conn, policy), ops));
     if result.is_err() {
         conn.execute_batch("ROLLBACK TO job")?;
     }
@@ -161,10 +171,13 @@ fn key(rtype: &str, id: &str) -> [SqlValue; 2] {
     ]
 }
 
-struct SqliteTx<'c>(&'c mut Connection);
+struct SqliteTx<'c>(&'c mut Connection, &'c Policy);
 
 #[async_trait::async_trait]
 impl Tx for SqliteTx<'_> {
+    fn consent_policy(&self) -> &Policy {
+        self.1
+    }
     async fn current(&mut self, rtype: &str, id: &str) -> Result<Option<(i64, bool)>, StoreError> {
         let mut stmt = self.0.prepare_cached(sql::CURRENT)?;
         bind(&mut stmt, &key(rtype, id))?;

@@ -1,0 +1,425 @@
+//! Consent enforced inside store transactions (issue #5): a notification's disclosure
+//! is decided when the event is matched and again when its row is claimed for each
+//! delivery attempt, from the consent records and the Patient as they are in that
+//! transaction; the ledger entry (an AuditEvent) is written in the transaction that
+//! records the outcome. Rules: docs/consent.md.
+
+use serde_json::Value;
+
+use super::executor::{self, Tx};
+use super::sql::{Bind, Sql};
+use super::StoreError;
+use crate::consent::ledger::{self, Disclosure, Effect};
+use crate::consent::{self, DataItem, Decision, Outcome, Policy, Recipient, Request};
+use crate::fhir::search::dates;
+use crate::records::{ConsentDirective, Record, RecordKind};
+use crate::topics::subscription::RecipientSpec;
+
+/// One data item: (reference, resource type, security labels as (system, code)).
+pub type Item = (String, String, Vec<(String, String)>);
+
+/// What consent is checked against, loaded by the caller (in a transaction, or from
+/// the store for `$evaluate`).
+#[derive(Debug, Default)]
+pub struct Facts {
+    pub consents: Vec<ConsentDirective>,
+    /// The patient's Patient.generalPractitioner references.
+    pub pcps: Vec<String>,
+    pub items: Vec<Item>,
+}
+
+/// Decide one disclosure. `recipient` None: unknown (no references, the default
+/// roles).
+pub fn decide(
+    facts: &Facts,
+    patient: &str,
+    recipient: Option<&RecipientSpec>,
+    purpose: &str,
+    at: &str,
+    policy: &Policy,
+) -> Outcome {
+    let refs: Vec<&str> = recipient
+        .map(|r| r.references.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let roles: Vec<(&str, &str)> = match recipient {
+        Some(r) => r
+            .roles
+            .iter()
+            .map(|(s, c)| (s.as_str(), c.as_str()))
+            .collect(),
+        None => consent::RECIPIENT_ROLES.to_vec(),
+    };
+    let labels: Vec<Vec<(&str, &str)>> = facts
+        .items
+        .iter()
+        .map(|(_, _, l)| l.iter().map(|(s, c)| (s.as_str(), c.as_str())).collect())
+        .collect();
+    let data: Vec<DataItem> = facts
+        .items
+        .iter()
+        .zip(&labels)
+        .map(|((r, t, _), l)| DataItem {
+            reference: r,
+            resource_type: t,
+            security_labels: l,
+            date: None,
+        })
+        .collect();
+    let directives: Vec<&ConsentDirective> = facts.consents.iter().collect();
+    let is_pcp = refs.iter().any(|r| facts.pcps.iter().any(|p| p == r));
+    let req = Request {
+        patient,
+        recipient: Recipient {
+            references: &refs,
+            roles: &roles,
+        },
+        purpose,
+        data: &data,
+        at,
+    };
+    consent::evaluate(&directives, &req, policy, is_pcp)
+}
+
+/// A notification about a withheld focus would disclose it: nothing is sent.
+fn focus_rule(out: Outcome, focus: &str) -> Outcome {
+    if out.decision != Decision::Permit || !out.excluded.iter().any(|x| x == focus) {
+        return out;
+    }
+    Outcome {
+        decision: Decision::Deny,
+        reason: format!(
+            "{}; the notification's focus {focus} is withheld, so nothing is sent",
+            out.reason
+        ),
+        consent: out.consent,
+        excluded: Vec::new(),
+    }
+}
+
+/// The consent records of `patient` and its PCPs, as this transaction sees them.
+pub async fn load_patient<T: Tx>(tx: &mut T, patient: &str) -> Result<Facts, StoreError> {
+    let rows = tx
+        .fetch_rows(&Sql::with(
+            "SELECT body FROM records WHERE kind = $1 AND patient = $2",
+            vec![
+                Bind::Text(RecordKind::Consent.as_str().into()),
+                Bind::Text(patient.into()),
+            ],
+        ))
+        .await?;
+    let consents = rows
+        .iter()
+        .filter_map(|r| r[0].text())
+        .filter_map(|b| match Record::parse(RecordKind::Consent, b) {
+            Ok(Record::Consent(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let pcps = match patient.split_once('/') {
+        Some(("Patient", id)) => tx
+            .load("Patient", id)
+            .await?
+            .and_then(|p| p.json())
+            .map(|p| pcps_of(&p))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    Ok(Facts {
+        consents,
+        pcps,
+        items: Vec::new(),
+    })
+}
+
+pub fn pcps_of(patient: &Value) -> Vec<String> {
+    patient["generalPractitioner"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["reference"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// (type, security labels) of a resource body.
+pub fn item_of(reference: &str, body: Option<&Value>) -> Item {
+    let rtype = reference.split('/').next().unwrap_or("").to_owned();
+    let labels = body
+        .and_then(|b| b["meta"]["security"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                c["system"].as_str().unwrap_or("").to_owned(),
+                c["code"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    (reference.to_owned(), rtype, labels)
+}
+
+/// Who, what and why of notifying domain event `seq` to a subscription: `None` when
+/// the event is about no patient (nothing of a patient's is disclosed).
+pub async fn for_event<T: Tx>(
+    tx: &mut T,
+    seq: i64,
+    subscription: &str,
+    recipient: Option<&RecipientSpec>,
+    webhook_id: &str,
+    event_number: Option<i64>,
+    now: i64,
+) -> Result<Option<Disclosure>, StoreError> {
+    let row = tx
+        .fetch_rows(&Sql::with(
+            "SELECT event, record_kind, record_id, rtype, rid, patient FROM domain_events WHERE seq = $1",
+            vec![Bind::Int(seq)],
+        ))
+        .await?
+        .pop();
+    let Some(row) = row else { return Ok(None) };
+    let text = |i: usize| row[i].text().unwrap_or("").to_owned();
+    let Some(patient) = row[5].text().map(str::to_owned) else {
+        return Ok(None);
+    };
+    let rtype = RecordKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == text(1))
+        .map(|k| k.resource_type())
+        .unwrap_or("Basic");
+    // The same focus and context as the notification (notify::worker::item_of).
+    let mut refs = vec![format!("{rtype}/{}", text(2)), patient.clone()];
+    let raised_by = format!("{}/{}", text(3), text(4));
+    if !refs.contains(&raised_by) {
+        refs.push(raised_by);
+    }
+    let mut facts = load_patient(tx, &patient).await?;
+    for r in &refs {
+        let (t, id) = r.split_once('/').unwrap_or((r, ""));
+        let body = tx.load(t, id).await?.and_then(|s| s.json());
+        facts.items.push(item_of(r, body.as_ref()));
+    }
+    let purpose = recipient
+        .map(|r| r.purpose.clone())
+        .unwrap_or_else(|| consent::TREATMENT.to_owned());
+    let at = dates::format_instant(now);
+    let decision = focus_rule(
+        decide(
+            &facts,
+            &patient,
+            recipient,
+            &purpose,
+            &at,
+            tx.consent_policy(),
+        ),
+        &refs[0],
+    );
+    Ok(Some(Disclosure {
+        patient,
+        recipient: recipient.map(|r| r.references.clone()).unwrap_or_default(),
+        purpose,
+        items: refs,
+        decision,
+        subscription: subscription.to_owned(),
+        webhook_id: webhook_id.to_owned(),
+        event_number,
+        event: text(0),
+    }))
+}
+
+/// Write the ledger entry for a disclosure (or its denial).
+pub async fn record<T: Tx>(
+    tx: &mut T,
+    d: &Disclosure,
+    effect: &Effect,
+    at: i64,
+) -> Result<(), StoreError> {
+    let event = ledger::disclosure_event(d, effect, at);
+    tracing::info!(
+        subscription = %d.subscription, webhook_id = %d.webhook_id,
+        decision = ?d.decision.decision, effect = ?effect_name(effect), "disclosure ledger"
+    );
+    executor::write_new(tx, event, at).await.map(|_| ())
+}
+
+fn effect_name(e: &Effect) -> &'static str {
+    match e {
+        Effect::Delivered => "delivered",
+        Effect::Unacknowledged(_) => "unacknowledged",
+        Effect::Denied => "denied",
+    }
+}
+
+/// A question asked outside a delivery: `POST /fhir/Consent/$evaluate` and
+/// `handoff consent check`.
+#[derive(Debug, Clone)]
+pub struct Question {
+    pub patient: String,
+    pub recipient: RecipientSpec,
+    /// `Type/id` of stored resources, or bare resource types (a class of data).
+    pub data: Vec<String>,
+    /// FHIR instant, dateTime or date.
+    pub at: String,
+}
+
+/// Answer a [`Question`] from the store as it is now, with the same rules as a
+/// delivery (the patient's PCPs from Patient.generalPractitioner).
+pub async fn evaluate(
+    store: &dyn super::Store,
+    q: &Question,
+    policy: &Policy,
+) -> Result<Outcome, StoreError> {
+    let query = super::RecordQuery {
+        kind: RecordKind::Consent,
+        patient: Some(q.patient.clone()),
+        status: None,
+        limit: 10_000,
+        offset: 0,
+    };
+    let (rows, _) = store.records(&query).await?;
+    let consents = rows
+        .iter()
+        .filter_map(|b| match Record::parse(RecordKind::Consent, b) {
+            Ok(Record::Consent(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let pcps = match q.patient.split_once('/') {
+        Some(("Patient", id)) => store
+            .read("Patient", id)
+            .await?
+            .and_then(|p| p.json())
+            .map(|p| pcps_of(&p))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let stored: Vec<String> = q.data.iter().filter(|d| d.contains('/')).cloned().collect();
+    let found = store.read_many(&stored).await?;
+    let items = q
+        .data
+        .iter()
+        .map(|d| {
+            let body = found
+                .iter()
+                .find(|s| s.reference() == *d)
+                .and_then(|s| s.json());
+            item_of(d, body.as_ref())
+        })
+        .collect();
+    let facts = Facts {
+        consents,
+        pcps,
+        items,
+    };
+    Ok(decide(
+        &facts,
+        &q.patient,
+        Some(&q.recipient),
+        &q.recipient.purpose,
+        &q.at,
+        policy,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn directive(kind: &str, actor: &str) -> ConsentDirective {
+        let c = json!({"resourceType": "Consent", "id": "c", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"reference": "Patient/p"},
+            "provision": {"type": kind, "actor": [{"role": {"coding": [{"system": consent::PARTICIPATION, "code": "PRCP"}]},
+                "reference": {"reference": actor}}]}});
+        match Record::from_resource(&c, None) {
+            Some(Record::Consent(d)) => d,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn facts(consents: Vec<ConsentDirective>) -> Facts {
+        Facts {
+            consents,
+            pcps: vec!["Practitioner/pcp".into()],
+            items: vec![
+                item_of("Encounter/e", None),
+                item_of(
+                    "Patient/p",
+                    Some(&json!({"meta": {"security": [{"system": "s", "code": "PSY"}]}})),
+                ),
+            ],
+        }
+    }
+
+    fn to(refs: &[&str]) -> RecipientSpec {
+        RecipientSpec {
+            references: refs.iter().map(|r| r.to_string()).collect(),
+            roles: vec![(consent::PARTICIPATION.into(), "PRCP".into())],
+            purpose: "TREAT".into(),
+        }
+    }
+
+    const AT: &str = "2026-11-30T00:00:00Z";
+
+    #[test]
+    fn the_pcp_by_policy_others_not() {
+        let policy = Policy::gateway_default();
+        let f = facts(Vec::new());
+        let pcp = decide(
+            &f,
+            "Patient/p",
+            Some(&to(&["Practitioner/pcp"])),
+            "TREAT",
+            AT,
+            &policy,
+        );
+        assert_eq!(pcp.decision, Decision::Permit);
+        let other = decide(
+            &f,
+            "Patient/p",
+            Some(&to(&["Organization/x"])),
+            "TREAT",
+            AT,
+            &policy,
+        );
+        assert_eq!(other.decision, Decision::Deny);
+        let unknown = decide(&f, "Patient/p", None, "TREAT", AT, &policy);
+        assert_eq!(unknown.decision, Decision::Deny);
+    }
+
+    #[test]
+    fn a_deny_reaches_an_unknown_recipient_even_under_a_permissive_policy() {
+        let policy = Policy::with_default(Decision::Permit);
+        let f = facts(vec![directive("deny", "Organization/x")]);
+        let unknown = decide(&f, "Patient/p", None, "TREAT", AT, &policy);
+        assert_eq!(unknown.decision, Decision::Deny, "{unknown:?}");
+        assert_eq!(unknown.consent.as_deref(), Some("Consent/c"));
+        let stranger = decide(
+            &f,
+            "Patient/p",
+            Some(&to(&["Organization/y"])),
+            "TREAT",
+            AT,
+            &policy,
+        );
+        assert_eq!(stranger.decision, Decision::Permit);
+    }
+
+    #[test]
+    fn a_withheld_focus_denies_the_notification() {
+        let permit = Outcome {
+            decision: Decision::Permit,
+            reason: "r".into(),
+            consent: None,
+            excluded: vec!["Encounter/e".into()],
+        };
+        assert_eq!(
+            focus_rule(permit.clone(), "Encounter/e").decision,
+            Decision::Deny
+        );
+        assert_eq!(
+            focus_rule(permit, "Encounter/other").decision,
+            Decision::Permit
+        );
+    }
+}
