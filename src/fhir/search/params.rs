@@ -228,6 +228,44 @@ static SUBSCRIPTION: &[ParamDef] = &[
     p("type", Token, &["channel.type"]),
 ];
 
+/// HL7 v2 ADT maps DG1 to Condition, PV1-3 / PV1-37 to Location, MSH to Provenance.
+static CONDITION: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("clinical-status", Token, &["clinicalStatus"]),
+    p("category", Token, &["category"]),
+    p("code", Token, &["code"]),
+    p("onset-date", Date, &["onsetDateTime", "onsetPeriod"]),
+    r("subject", &["subject"], &["Patient", "Group"]),
+    r("patient", &["subject"], &["Patient"]),
+    r("encounter", &["encounter"], &["Encounter"]),
+];
+
+static LOCATION: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("name", Str, &["name", "alias"]),
+    p("status", Token, &["status"]),
+    p("type", Token, &["type"]),
+    r("organization", &["managingOrganization"], &["Organization"]),
+    r("partof", &["partOf"], &["Location"]),
+];
+
+static PROVENANCE: &[ParamDef] = &[
+    p("recorded", Date, &["recorded"]),
+    r(
+        "target",
+        &["target"],
+        &[
+            "Patient",
+            "Encounter",
+            "Condition",
+            "Practitioner",
+            "Organization",
+            "Location",
+        ],
+    ),
+    r("agent", &["agent.who"], PARTY),
+];
+
 /// The gateway's SubscriptionTopics in their R4 form (read-only, see `topics`).
 static BASIC: &[ParamDef] = &[
     p("code", Token, &["code"]),
@@ -248,6 +286,9 @@ pub static SUPPORTED: &[(&str, &[ParamDef])] = &[
     ("Endpoint", ENDPOINT),
     ("Subscription", SUBSCRIPTION),
     ("Basic", BASIC),
+    ("Condition", CONDITION),
+    ("Location", LOCATION),
+    ("Provenance", PROVENANCE),
 ];
 
 pub fn is_supported(rtype: &str) -> bool {

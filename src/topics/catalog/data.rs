@@ -93,7 +93,7 @@ pub(super) static TOPICS: &[Topic] = &[
             from any other status, or is created so.",
         resource: "Encounter",
         events: &["PatientAdmitted"],
-        retractions: &[],
+        retractions: &["AdmissionCancelled"],
         filters: ENCOUNTER_FILTERS,
         context: &[
             "the Patient",
@@ -131,7 +131,7 @@ pub(super) static TOPICS: &[Topic] = &[
             end time), or is created finished.",
         resource: "Encounter",
         events: &["PatientDischarged"],
-        retractions: &[],
+        retractions: &["DischargeCancelled"],
         filters: ENCOUNTER_FILTERS,
         context: &[
             "the Patient",
@@ -149,6 +149,26 @@ pub(super) static TOPICS: &[Topic] = &[
         ],
         rev_includes: &["CarePlan:encounter"],
         davinci_event: Some("notification-discharge"),
+    },
+    Topic {
+        code: "encounter-update",
+        url: "http://handoff.example.org/fhir/SubscriptionTopic/encounter-update",
+        title: "Encounter details changed",
+        description: "An HL7 v2 A08 (update patient information) changed what an encounter \
+            says without changing its state; repeated A08s for one visit within the \
+            coalescing window (hl7_a08_window_secs) raise one event.",
+        resource: "Encounter",
+        events: &["EncounterUpdated"],
+        retractions: &[],
+        filters: ENCOUNTER_FILTERS,
+        context: &[
+            "the Patient",
+            "the attending practitioners and the patient's PCP",
+            "the hospital (serviceProvider) and the location",
+        ],
+        includes: ENCOUNTER_INCLUDES,
+        rev_includes: &[],
+        davinci_event: None,
     },
     Topic {
         code: "referral-request",
