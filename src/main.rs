@@ -32,6 +32,12 @@ struct Cli {
     /// Allow subscriber endpoints on loopback/private addresses (demos, tests).
     #[arg(long, global = true, env = "HANDOFF_ALLOW_PRIVATE_SUBSCRIBERS")]
     allow_private_subscribers: bool,
+    /// Where the HL7 v2 MLLP listener listens [default: 127.0.0.1:2575].
+    #[arg(long, global = true, env = "HANDOFF_MLLP_ADDR")]
+    mllp_addr: Option<String>,
+    /// Do not run the MLLP listener.
+    #[arg(long, global = true, env = "HANDOFF_NO_MLLP")]
+    no_mllp: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -59,9 +65,25 @@ enum Command {
         #[arg(long)]
         subscription: Option<String>,
     },
+    /// HL7 v2 tools: `hl7 send FILE --to HOST:PORT` sends the messages in FILE over
+    /// MLLP and prints each ACK.
+    #[command(subcommand)]
+    Hl7(Hl7Command),
     /// Measure create throughput and latency against both stores; `bench deliveries`:
     /// notification delivery to local subscribers (see README).
     Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum Hl7Command {
+    /// Send the messages in FILE (one or more, each starting with MSH; CR, LF or CRLF)
+    /// over MLLP; exits 1 unless every ACK is AA.
+    Send {
+        file: PathBuf,
+        /// HOST:PORT of the MLLP listener.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[tokio::main]
@@ -73,6 +95,8 @@ async fn main() -> anyhow::Result<()> {
         log_format: cli.log_format,
         profiles_dir: cli.profiles_dir,
         allow_private_subscribers: cli.allow_private_subscribers,
+        mllp_addr: cli.mllp_addr,
+        no_mllp: cli.no_mllp,
     };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
     telemetry::init(&settings.log_format);
@@ -104,6 +128,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Bench(args) => bench::run(args).await?,
+        Command::Hl7(Hl7Command::Send { file, to }) => {
+            handoff::hl7::send::send_file(&file, &to).await?
+        }
         Command::Validate { file, profile } => {
             // Notes go to stderr: stdout carries only the OperationOutcome.
             let profiles = Profiles::load_configured(settings.profiles_dir.as_deref())?;

@@ -232,7 +232,8 @@ pub async fn execute<T: Tx>(
                     .await
                     .map_err(|e| wrap(i, e))?;
                 let hl7 = receipt.as_ref().filter(|r| {
-                    stored.rtype == "Encounter" && r.encounter.as_deref() == Some(stored.id.as_str())
+                    stored.rtype == "Encounter"
+                        && r.encounter.as_deref() == Some(stored.id.as_str())
                 });
                 let known = records::Known {
                     new_id: server_assigned,

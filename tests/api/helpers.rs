@@ -25,6 +25,8 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT/fhir`
     pub base: String,
     pub client: Client,
+    /// `127.0.0.1:PORT` of the MLLP listener (HL7 v2), when it runs.
+    pub mllp: Option<String>,
     handle: actix_web::dev::ServerHandle,
     cleanup: Option<Cleanup>,
 }
@@ -85,6 +87,8 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> 
         // Subscribers in tests are local HTTP servers; retries come quickly.
         allow_private_subscribers: true,
         delivery_retry_ms: vec![100, 200, 400, 800, 1600],
+        // Every test app has its own MLLP listener on a free port.
+        mllp_addr: "127.0.0.1:0".into(),
         ..Default::default()
     };
     let mut store_settings = StoreSettings::default();
@@ -112,10 +116,12 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> 
         .expect("the application builds");
     let base = format!("http://127.0.0.1:{}/fhir", app.port());
     let handle = app.handle();
+    let mllp = app.mllp_port().map(|p| format!("127.0.0.1:{p}"));
     tokio::spawn(app.run_until_stopped());
     Some(TestApp {
         base,
         client: Client::new(),
+        mllp,
         handle,
         cleanup: Some(cleanup),
     })
