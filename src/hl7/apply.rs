@@ -228,7 +228,7 @@ fn receipt(
         ack: ack.to_owned(),
         encounter: keys.map(|k| k.encounter.clone()),
         correction,
-        coalesce_micros: (h.event == "A08").then(|| ctx.a08_window.as_micros() as i64),
+        coalesce_micros: (h.event == "A08").then_some(ctx.a08_window.as_micros() as i64),
     }
 }
 

@@ -293,7 +293,7 @@ pub fn unescape(s: &str, d: &Delimiters) -> String {
 }
 
 fn hex_bytes(h: &str) -> Option<Vec<u8>> {
-    if h.is_empty() || h.len() % 2 != 0 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if h.is_empty() || !h.len().is_multiple_of(2) || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..h.len())

@@ -27,23 +27,33 @@ pub fn practitioner(rep: &Rep<'_>, sender: &str) -> Option<Value> {
     if let Some(i) = ident {
         p["identifier"] = json!([{"system": system_uri(rep, 9, sender), "value": i}]);
     }
-    let mut name = Map::new();
-    if let Some(f) = family {
-        name.insert("family".into(), json!(f));
-    }
-    if !given.is_empty() {
-        name.insert("given".into(), json!(given));
-    }
-    if let Some(prefix) = rep.get(6) {
-        name.insert("prefix".into(), json!([prefix]));
-    }
-    if let Some(suffix) = rep.get(5) {
-        name.insert("suffix".into(), json!([suffix]));
-    }
-    if !name.is_empty() {
+    if let Some(name) = human_name(rep, 2) {
         p["name"] = json!([name]);
     }
     Some(p)
+}
+
+/// A HumanName from the name part of an XPN (`first` = 1: family^given^middle^suffix
+/// ^prefix) or an XCN (`first` = 2, after the id); None when it has no part.
+fn human_name(rep: &Rep<'_>, first: usize) -> Option<Value> {
+    let mut n = Map::new();
+    if let Some(f) = rep.sub(first, 1) {
+        n.insert("family".into(), json!(f));
+    }
+    let given: Vec<String> = [rep.get(first + 1), rep.get(first + 2)]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !given.is_empty() {
+        n.insert("given".into(), json!(given));
+    }
+    if let Some(s) = rep.get(first + 3) {
+        n.insert("suffix".into(), json!([s]));
+    }
+    if let Some(s) = rep.get(first + 4) {
+        n.insert("prefix".into(), json!([s]));
+    }
+    (!n.is_empty()).then_some(Value::Object(n))
 }
 
 /// An Organization for a facility (HD: namespace^universal id^type).
@@ -130,23 +140,7 @@ pub fn patient(msg: &Message, pid: &Segment, id: &str, sender: &str) -> Result<V
     let names: Vec<Value> = pid
         .reps(d, 5)
         .iter()
-        .filter_map(|r| {
-            let mut n = Map::new();
-            if let Some(f) = r.sub(1, 1) {
-                n.insert("family".into(), json!(f));
-            }
-            let given: Vec<String> = [r.get(2), r.get(3)].into_iter().flatten().collect();
-            if !given.is_empty() {
-                n.insert("given".into(), json!(given));
-            }
-            if let Some(s) = r.get(4) {
-                n.insert("suffix".into(), json!([s]));
-            }
-            if let Some(s) = r.get(5) {
-                n.insert("prefix".into(), json!([s]));
-            }
-            (!n.is_empty()).then_some(Value::Object(n))
-        })
+        .filter_map(|r| human_name(r, 1))
         .collect();
     if !names.is_empty() {
         p["name"] = json!(names);

@@ -71,6 +71,13 @@ const REFERRAL_FILTERS: &[FilterDef] = &[
     },
 ];
 
+/// What travels with an admission or an encounter update.
+const ADMISSION_CONTEXT: &[&str] = &[
+    "the Patient",
+    "the attending practitioners and the patient's PCP",
+    "the hospital (serviceProvider) and the location",
+];
+
 const ENCOUNTER_INCLUDES: &[&str] = &[
     "Encounter:patient",
     "Encounter:participant",
@@ -95,11 +102,7 @@ pub(super) static TOPICS: &[Topic] = &[
         events: &["PatientAdmitted"],
         retractions: &["AdmissionCancelled"],
         filters: ENCOUNTER_FILTERS,
-        context: &[
-            "the Patient",
-            "the attending practitioners and the patient's PCP",
-            "the hospital (serviceProvider) and the location",
-        ],
+        context: ADMISSION_CONTEXT,
         includes: ENCOUNTER_INCLUDES,
         rev_includes: &[],
         davinci_event: Some("notification-admit"),
@@ -161,11 +164,7 @@ pub(super) static TOPICS: &[Topic] = &[
         events: &["EncounterUpdated"],
         retractions: &[],
         filters: ENCOUNTER_FILTERS,
-        context: &[
-            "the Patient",
-            "the attending practitioners and the patient's PCP",
-            "the hospital (serviceProvider) and the location",
-        ],
+        context: ADMISSION_CONTEXT,
         includes: ENCOUNTER_INCLUDES,
         rev_includes: &[],
         davinci_event: None,
