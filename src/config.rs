@@ -59,6 +59,18 @@ pub struct Settings {
     /// Treatment disclosures to the patient's own PCP (Patient.generalPractitioner)
     /// are permitted when no directive speaks to them.
     pub consent_pcp_treatment: bool,
+    /// Whether the HL7 v2 MLLP listener runs.
+    pub mllp_enabled: bool,
+    /// Where the MLLP listener listens.
+    pub mllp_addr: String,
+    /// MLLP connections served at once (more wait to be accepted).
+    pub mllp_max_connections: usize,
+    /// Largest HL7 message accepted (an AR and a closed connection beyond it).
+    pub mllp_max_message_bytes: usize,
+    /// An MLLP connection idle this long is closed (seconds).
+    pub mllp_idle_timeout_secs: u64,
+    /// Repeated A08s for one visit within this many seconds raise one EncounterUpdated.
+    pub hl7_a08_window_secs: u64,
 }
 
 impl Default for Settings {
@@ -83,6 +95,12 @@ impl Default for Settings {
             delivery_timeout_secs: 10,
             consent_default: "deny".into(),
             consent_pcp_treatment: true,
+            mllp_enabled: true,
+            mllp_addr: "127.0.0.1:2575".into(),
+            mllp_max_connections: 64,
+            mllp_max_message_bytes: 1024 * 1024,
+            mllp_idle_timeout_secs: 300,
+            hl7_a08_window_secs: 60,
         }
     }
 }
@@ -109,6 +127,8 @@ impl fmt::Debug for Settings {
             .field("group_commit_max", &self.group_commit_max)
             .field("profiles_dir", &self.profiles_dir)
             .field("allow_private_subscribers", &self.allow_private_subscribers)
+            .field("mllp_enabled", &self.mllp_enabled)
+            .field("mllp_addr", &self.mllp_addr)
             .finish_non_exhaustive()
     }
 }
@@ -122,6 +142,9 @@ pub struct Overrides {
     pub profiles_dir: Option<PathBuf>,
     pub allow_private_subscribers: bool,
     pub consent_default: Option<String>,
+    pub mllp_addr: Option<String>,
+    /// Switch the MLLP listener off.
+    pub no_mllp: bool,
 }
 
 impl Settings {
@@ -152,6 +175,12 @@ impl Settings {
         if overrides.allow_private_subscribers {
             s.allow_private_subscribers = true;
         }
+        if let Some(v) = &overrides.mllp_addr {
+            s.mllp_addr = v.clone();
+        }
+        if overrides.no_mllp {
+            s.mllp_enabled = false;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -160,6 +189,17 @@ impl Settings {
         self.http_addr
             .parse::<SocketAddr>()
             .with_context(|| format!("http_addr '{}' is not host:port", self.http_addr))?;
+        if self.mllp_enabled {
+            self.mllp_addr
+                .parse::<SocketAddr>()
+                .with_context(|| format!("mllp_addr '{}' is not host:port", self.mllp_addr))?;
+        }
+        if self.mllp_max_connections == 0
+            || self.mllp_max_message_bytes < 1024
+            || self.mllp_idle_timeout_secs == 0
+        {
+            bail!("mllp_max_connections and mllp_idle_timeout_secs must be positive, mllp_max_message_bytes at least 1024");
+        }
         if self.database_url.trim().is_empty() {
             bail!("database_url is empty");
         }

@@ -21,6 +21,7 @@ pub mod bench;
 pub mod config;
 pub mod consent;
 pub mod fhir;
+pub mod hl7;
 pub mod notify;
 pub mod records;
 pub mod startup;

@@ -36,6 +36,12 @@ struct Cli {
     /// `permit` (treatment to the patient's own PCP is permitted either way).
     #[arg(long, global = true, env = "HANDOFF_CONSENT_DEFAULT")]
     consent_default: Option<String>,
+    /// Where the HL7 v2 MLLP listener listens [default: 127.0.0.1:2575].
+    #[arg(long, global = true, env = "HANDOFF_MLLP_ADDR")]
+    mllp_addr: Option<String>,
+    /// Do not run the MLLP listener.
+    #[arg(long, global = true, env = "HANDOFF_NO_MLLP")]
+    no_mllp: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,6 +72,10 @@ enum Command {
     /// Consent questions (docs/consent.md).
     #[command(subcommand)]
     Consent(ConsentCommand),
+    /// HL7 v2 tools: `hl7 send FILE --to HOST:PORT` sends the messages in FILE over
+    /// MLLP and prints each ACK.
+    #[command(subcommand)]
+    Hl7(Hl7Command),
     /// Measure create throughput and latency against both stores; `bench deliveries`:
     /// notification delivery to local subscribers (see README).
     Bench(bench::BenchArgs),
@@ -143,6 +153,18 @@ async fn consent_check(settings: &Settings, command: ConsentCommand) -> anyhow::
     Ok(permit)
 }
 
+#[derive(Subcommand)]
+enum Hl7Command {
+    /// Send the messages in FILE (one or more, each starting with MSH; CR, LF or CRLF)
+    /// over MLLP; exits 1 unless every ACK is AA.
+    Send {
+        file: PathBuf,
+        /// HOST:PORT of the MLLP listener.
+        #[arg(long)]
+        to: String,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -153,6 +175,8 @@ async fn main() -> anyhow::Result<()> {
         profiles_dir: cli.profiles_dir,
         allow_private_subscribers: cli.allow_private_subscribers,
         consent_default: cli.consent_default,
+        mllp_addr: cli.mllp_addr,
+        no_mllp: cli.no_mllp,
     };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
     telemetry::init(&settings.log_format);
@@ -188,6 +212,9 @@ async fn main() -> anyhow::Result<()> {
             if !consent_check(&settings, c).await? {
                 std::process::exit(1);
             }
+        }
+        Command::Hl7(Hl7Command::Send { file, to }) => {
+            handoff::hl7::send::send_file(&file, &to).await?
         }
         Command::Validate { file, profile } => {
             // Notes go to stderr: stdout carries only the OperationOutcome.

@@ -72,6 +72,38 @@ pub struct Application {
     store: Arc<dyn Store>,
     stop_worker: tokio::sync::watch::Sender<bool>,
     worker: tokio::task::JoinHandle<()>,
+    mllp: Option<Mllp>,
+}
+
+/// The running MLLP listener.
+struct Mllp {
+    port: u16,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start_mllp(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Option<Mllp>> {
+    if !settings.mllp_enabled {
+        return Ok(None);
+    }
+    use crate::hl7::{apply::Hl7Context, listener};
+    let ctx = Hl7Context {
+        store,
+        a08_window: Duration::from_secs(settings.hl7_a08_window_secs),
+    };
+    let ls = listener::ListenerSettings {
+        max_connections: settings.mllp_max_connections,
+        max_message_bytes: settings.mllp_max_message_bytes,
+        idle_timeout: Duration::from_secs(settings.mllp_idle_timeout_secs),
+    };
+    let l = listener::Listener::bind(&settings.mllp_addr, ls, ctx)
+        .await
+        .with_context(|| format!("binding the MLLP listener on {}", settings.mllp_addr))?;
+    let port = l.port();
+    tracing::info!(port, "MLLP listening");
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(l.run(rx, Duration::from_secs(10)));
+    Ok(Some(Mllp { port, stop, task }))
 }
 
 impl Application {
@@ -135,6 +167,7 @@ impl Application {
             policy: endpoint_policy(&settings),
             base_url,
         };
+        let mllp = start_mllp(&settings, store.clone()).await?;
         let (stop_worker, stop_rx) = tokio::sync::watch::channel(false);
         let roots = subscriber_roots(&settings)?;
         let client = worker::client(&delivery.policy, &roots)
@@ -165,7 +198,13 @@ impl Application {
             store,
             stop_worker,
             worker,
+            mllp,
         })
+    }
+
+    /// The MLLP listener's port, when it runs.
+    pub fn mllp_port(&self) -> Option<u16> {
+        self.mllp.as_ref().map(|m| m.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -184,6 +223,12 @@ impl Application {
     /// (what it has not finished is delivered after the next start).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        if let Some(m) = self.mllp {
+            // Stop accepting; connections finish the message in hand (ACKed after its
+            // commit) and close.
+            let _ = m.stop.send(true);
+            let _ = tokio::time::timeout(Duration::from_secs(15), m.task).await;
+        }
         let _ = self.stop_worker.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(15), self.worker).await;
         served

@@ -5,6 +5,8 @@
 //! - [`create`] (the default): durable create throughput and latency.
 //! - [`deliveries`] (`handoff bench deliveries`): discharge notifications fanned out to
 //!   local subscribers, open loop at fractions of the measured saturation rate.
+//! - [`hl7`] (`handoff bench hl7`): A08s ACKed per second over MLLP, beside a bare
+//!   MLLP echo.
 
 use std::process::Stdio;
 use std::str::FromStr;
@@ -17,6 +19,7 @@ mod analysis;
 pub mod create;
 pub mod deliveries;
 mod events;
+pub mod hl7;
 mod subscriber;
 
 pub use create::CreateArgs;
@@ -40,11 +43,15 @@ pub enum Which {
     /// Discharge notifications to 1, 5, 20 local subscribers at 25/50/80% of
     /// saturation, open loop, beside a bare HTTP POST loop's ceiling (see README).
     Deliveries(DeliveryArgs),
+    /// HL7 v2 A08s ACKed per second over 1 and 8 MLLP connections, p50/p99 ACK
+    /// latency, beside a bare MLLP echo's ceiling (see README).
+    Hl7(hl7::Hl7Args),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         Some(Which::Deliveries(d)) => deliveries::run(d).await,
+        Some(Which::Hl7(h)) => hl7::run(h).await,
         None => create::run(args.create).await,
     }
 }
@@ -55,6 +62,8 @@ pub(crate) struct Server {
     pub pid: u32,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// `127.0.0.1:PORT` of its MLLP listener.
+    pub mllp: String,
 }
 
 impl Server {
@@ -67,8 +76,10 @@ impl Server {
         let port = free_port()?;
         let exe = std::env::current_exe()?;
         let addr = format!("127.0.0.1:{port}");
+        let mllp = format!("127.0.0.1:{}", free_port()?);
         let child = tokio::process::Command::new(exe)
             .args(["serve", "--http-addr", &addr, "--database-url", db_url])
+            .args(["--mllp-addr", &mllp])
             .args(extra)
             .env("RUST_LOG", "warn")
             .env_remove("HANDOFF_CONFIG")
@@ -82,6 +93,7 @@ impl Server {
             child,
             pid,
             base: format!("http://{addr}"),
+            mllp,
         };
         wait_ready(client, &server.base).await?;
         Ok(server)

@@ -19,6 +19,11 @@ pub enum EventKind {
     PatientDischarged,
     CarePlanChanged,
     ConsentChanged,
+    /// Corrections (HL7 v2 A11, A13): an earlier admission or discharge no longer holds.
+    AdmissionCancelled,
+    DischargeCancelled,
+    /// An encounter said something new without changing state (HL7 v2 A08, coalesced).
+    EncounterUpdated,
 }
 
 impl EventKind {
@@ -34,6 +39,9 @@ impl EventKind {
             EventKind::PatientDischarged => "PatientDischarged",
             EventKind::CarePlanChanged => "CarePlanChanged",
             EventKind::ConsentChanged => "ConsentChanged",
+            EventKind::AdmissionCancelled => "AdmissionCancelled",
+            EventKind::DischargeCancelled => "DischargeCancelled",
+            EventKind::EncounterUpdated => "EncounterUpdated",
         }
     }
 }
@@ -178,8 +186,65 @@ fn final_states(
     }
 }
 
+/// An explicit correction of an Encounter's state, which only an HL7 v2 message
+/// (A11, A13) asks for: it is never inferred from an ordinary FHIR update, where a
+/// finished Encounter stays finished (409).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Correction {
+    /// A11: the admission did not happen; the Encounter becomes cancelled.
+    CancelAdmit,
+    /// A13: the discharge did not happen; the finished Encounter is active again.
+    CancelDischarge,
+}
+
+/// The rules of a correction, replacing [`decide`]'s for that one write.
+pub fn correct(
+    c: Correction,
+    prior: &super::Transition,
+    next: &super::Transition,
+) -> Result<Vec<EventKind>, RuleError> {
+    let id = next.id.as_deref().unwrap_or("");
+    let illegal = |message: String| RuleError::Illegal {
+        message,
+        path: "Encounter.status".into(),
+    };
+    match c {
+        Correction::CancelAdmit => {
+            if next.status != "cancelled" {
+                return Err(illegal(format!(
+                    "Encounter/{id}: cancelling an admission makes it cancelled, not {}",
+                    next.status
+                )));
+            }
+            match prior.status.as_str() {
+                "cancelled" => Ok(Vec::new()),
+                "finished" | "entered-in-error" => Err(illegal(format!(
+                    "Encounter/{id} is {}: its admission cannot be cancelled (cancel the discharge first)",
+                    prior.status
+                ))),
+                _ => Ok(vec![EventKind::AdmissionCancelled]),
+            }
+        }
+        Correction::CancelDischarge => {
+            if prior.status != "finished" {
+                return Err(illegal(format!(
+                    "Encounter/{id} is {}: there is no discharge to cancel",
+                    prior.status
+                )));
+            }
+            if !next.is_active() {
+                return Err(illegal(format!(
+                    "Encounter/{id}: cancelling a discharge makes it active again, not {}",
+                    next.status
+                )));
+            }
+            Ok(vec![EventKind::DischargeCancelled])
+        }
+    }
+}
+
 /// Whether the record says something new (its sources aside).
-fn changed(prior: Option<&Record>, next: &Record) -> bool {
+pub(crate) fn changed(prior: Option<&Record>, next: &Record) -> bool {
     match prior {
         None => true,
         Some(p) => {

@@ -130,6 +130,20 @@ macro_rules! impl_store {
                 Ok(out)
             }
 
+            async fn hl7_ack(
+                &self,
+                sender: &str,
+                control_id: &str,
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                use sqlx::Row;
+                let row = sqlx::query($crate::store::hl7::SELECT_ACK)
+                    .bind(sender)
+                    .bind(control_id)
+                    .fetch_optional(&self.$pool)
+                    .await?;
+                Ok(row.map(|r| r.try_get(0)).transpose()?)
+            }
+
             async fn record(
                 &self,
                 kind: $crate::records::RecordKind,

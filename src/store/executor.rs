@@ -87,6 +87,7 @@ enum Plan {
         id: String,
         prior: Option<(i64, bool)>,
     },
+    Hl7(Box<super::hl7::Receipt>),
 }
 
 pub async fn execute<T: Tx>(
@@ -106,6 +107,10 @@ pub async fn execute<T: Tx>(
         | WriteOp::ConditionalUpdate { resource, .. } => resource["resourceType"] == "Task",
         _ => false,
     });
+    let receipt = ops.iter().find_map(|op| match op {
+        WriteOp::Hl7(r) => Some(r.clone()),
+        _ => None,
+    });
     let wrap = |index: usize, e: StoreError| {
         if many {
             StoreError::Entry {
@@ -122,7 +127,7 @@ pub async fn execute<T: Tx>(
         WriteOp::Delete { .. } | WriteOp::ConditionalDelete { .. } => 0,
         WriteOp::Create { .. } => 1,
         WriteOp::Update { .. } | WriteOp::ConditionalUpdate { .. } => 2,
-        WriteOp::Outbox(_) => 3,
+        WriteOp::Outbox(_) | WriteOp::Hl7(_) => 3,
     });
 
     // 1. Resolve every op to a plan; note the fullUrl -> Type/id mapping.
@@ -136,7 +141,7 @@ pub async fn execute<T: Tx>(
             let target = match &plan {
                 Plan::Write { rtype, id, .. } => format!("{rtype}/{id}"),
                 Plan::Existing(s) => s.reference(),
-                Plan::Delete { .. } => continue,
+                Plan::Delete { .. } | Plan::Hl7(_) => continue,
             };
             urls.insert(url, target);
         }
@@ -149,6 +154,12 @@ pub async fn execute<T: Tx>(
     for &i in &order {
         let outcome = match plans[i].take().expect("planned") {
             Plan::Existing(s) => WriteOutcome::Existing(s),
+            Plan::Hl7(r) => {
+                super::hl7::save(tx, &r, now)
+                    .await
+                    .map_err(|e| wrap(i, e))?;
+                WriteOutcome::Queued(0)
+            }
             Plan::Delete { rtype, id, prior } => match prior {
                 None => WriteOutcome::Deleted {
                     rtype,
@@ -222,9 +233,15 @@ pub async fn execute<T: Tx>(
                 tx.write(&stored, &index, prior.is_some())
                     .await
                     .map_err(|e| wrap(i, e))?;
+                let hl7 = receipt.as_ref().filter(|r| {
+                    stored.rtype == "Encounter"
+                        && r.encounter.as_deref() == Some(stored.id.as_str())
+                });
                 let known = records::Known {
                     new_id: server_assigned,
                     commit_has_task,
+                    correction: hl7.and_then(|r| r.correction),
+                    coalesce_micros: hl7.and_then(|r| r.coalesce_micros),
                 };
                 records::sync(tx, &stored, &resource, known)
                     .await
@@ -433,6 +450,7 @@ async fn plan<T: Tx>(tx: &mut T, op: WriteOp) -> Result<(Plan, Option<String>), 
                 "outbox work cannot be part of a transaction".into(),
             ))
         }
+        WriteOp::Hl7(r) => (Plan::Hl7(Box::new(r)), None),
         WriteOp::ConditionalDelete { query } => {
             tx.lock_conditional(&query.rtype).await?;
             match single_match(tx, &query).await? {

@@ -12,6 +12,7 @@
 mod backend;
 pub mod disclosure;
 pub mod executor;
+pub mod hl7;
 pub mod outbox;
 pub mod postgres;
 pub mod records;
@@ -85,7 +86,13 @@ pub enum WriteOp {
     },
     /// Server-internal work on the notification outbox; never built from a request.
     Outbox(OutboxOp),
+    /// An HL7 v2 message applied by the ops of this commit (never built from a FHIR
+    /// request): its ACK is kept for resends, and it may carry a correction (A11, A13)
+    /// or ask for A08 coalescing (see [`hl7`]).
+    Hl7(hl7::Receipt),
 }
+
+pub use hl7::Correction;
 
 #[derive(Debug, Clone)]
 pub enum OutboxOp {
@@ -229,6 +236,9 @@ pub trait Store: Send + Sync + 'static {
     async fn read_many(&self, refs: &[String]) -> Result<Vec<StoredResource>, StoreError>;
     /// Apply all ops in one transaction; on success every op's outcome, in order.
     async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError>;
+    /// The ACK stored for an HL7 v2 message (sender `MSH-3|MSH-4`, MSH-10), if it was
+    /// applied before.
+    async fn hl7_ack(&self, sender: &str, control_id: &str) -> Result<Option<String>, StoreError>;
     /// A coordination record's JSON.
     async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<String>, StoreError>;
     /// One page of records' JSON and the total matching.

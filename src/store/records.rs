@@ -52,6 +52,11 @@ pub struct Known {
     pub new_id: bool,
     /// The commit writes a Task.
     pub commit_has_task: bool,
+    /// An HL7 v2 correction (A11, A13) for this Encounter: its rules replace the
+    /// ordinary lifecycle's (see `store::hl7`).
+    pub correction: Option<lifecycle::Correction>,
+    /// HL7 v2 A08: raise `EncounterUpdated` unless one was raised this recently.
+    pub coalesce_micros: Option<i64>,
 }
 
 /// Bring the record of `v` (just written, `resource` its body) up to date.
@@ -89,7 +94,7 @@ pub async fn sync<T: Tx>(
             }
         }
     }
-    save(tx, v, prior.as_ref(), &next).await
+    save(tx, v, prior.as_ref(), &next, known).await
 }
 
 async fn sync_task<T: Tx>(tx: &mut T, v: &StoredResource, task: &Value) -> Result<(), StoreError> {
@@ -114,7 +119,13 @@ async fn sync_task<T: Tx>(tx: &mut T, v: &StoredResource, task: &Value) -> Resul
         r.apply_task(task, &sr_status);
     }
     next.note_source(&v.rtype, &v.id, v.version);
-    save(tx, v, Some(&prior), &next).await
+    let known = Known {
+        new_id: false,
+        commit_has_task: true,
+        correction: None,
+        coalesce_micros: None,
+    };
+    save(tx, v, Some(&prior), &next, known).await
 }
 
 /// The Task whose focus is ServiceRequest/`sr_id`, if any.
@@ -138,10 +149,31 @@ async fn save<T: Tx>(
     v: &StoredResource,
     prior: Option<&Record>,
     next: &Record,
+    known: Known,
 ) -> Result<(), StoreError> {
-    let events = lifecycle::decide(prior, next).map_err(rule_error)?;
+    let mut events = match (known.correction, prior, next) {
+        (Some(c), Some(Record::Transition(p)), Record::Transition(n)) => {
+            lifecycle::correct(c, p, n).map_err(rule_error)?
+        }
+        _ => lifecycle::decide(prior, next).map_err(rule_error)?,
+    };
     let kind = next.kind();
     let id = next.id().unwrap_or_default().to_owned();
+    if let (Some(window), Some(p)) = (known.coalesce_micros, prior) {
+        if events.is_empty()
+            && lifecycle::changed(Some(p), next)
+            && !super::hl7::raised_since(
+                tx,
+                kind.as_str(),
+                &id,
+                lifecycle::EventKind::EncounterUpdated.as_str(),
+                v.last_updated - window,
+            )
+            .await?
+        {
+            events.push(lifecycle::EventKind::EncounterUpdated);
+        }
+    }
     let patient = next.patient().map(str::to_owned);
     let body = serde_json::to_string(next).expect("records always serialise");
     tx.exec(&stmt(

@@ -73,9 +73,8 @@ pub struct Topic {
     /// The domain events (`EventKind::as_str()`) that trigger a notification.
     pub events: &'static [&'static str],
     /// The domain events that retract an earlier notification of this topic (an
-    /// admission or discharge cancelled, HL7 v2 A11 / A13). None yet: when the
-    /// corrections are added to `EventKind`, they are listed here, so that subscribers
-    /// who heard of the event hear of its retraction ([`for_event`] includes them).
+    /// admission or discharge cancelled, HL7 v2 A11 / A13), so that subscribers who
+    /// heard of the event hear of its retraction ([`for_event`] includes them).
     pub retractions: &'static [&'static str],
     /// The filters a subscription may use.
     pub filters: &'static [FilterDef],

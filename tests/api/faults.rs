@@ -59,7 +59,7 @@ fn config(dir: &std::path::Path, name: &str, port: u16, database_url: &str) -> s
     std::fs::write(
         &config,
         format!(
-            "http_addr = \"127.0.0.1:{port}\"\ndatabase_url = \"{database_url}\"\n\
+            "http_addr = \"127.0.0.1:{port}\"\ndatabase_url = \"{database_url}\"\nmllp_addr = \"127.0.0.1:0\"\n\
              allow_private_subscribers = true\nconsent_default = \"permit\"\ndelivery_retry_ms = [100, 200, 400, 800, 1600, 3200]\n\
              profiles_dir = \"{}/profiles\"\n",
             env!("CARGO_MANIFEST_DIR")

@@ -25,6 +25,8 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT/fhir`
     pub base: String,
     pub client: Client,
+    /// `127.0.0.1:PORT` of the MLLP listener (HL7 v2), when it runs.
+    pub mllp: Option<String>,
     handle: actix_web::dev::ServerHandle,
     cleanup: Option<Cleanup>,
 }
@@ -88,6 +90,8 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> 
         // Delivery tests subscribe without naming a recipient (docs/consent.md): the
         // no-consent policy permits here; the consent tests set `deny`.
         consent_default: "permit".into(),
+        // Every test app has its own MLLP listener on a free port.
+        mllp_addr: "127.0.0.1:0".into(),
         ..Default::default()
     };
     let mut store_settings = StoreSettings::default();
@@ -115,10 +119,12 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> 
         .expect("the application builds");
     let base = format!("http://127.0.0.1:{}/fhir", app.port());
     let handle = app.handle();
+    let mllp = app.mllp_port().map(|p| format!("127.0.0.1:{p}"));
     tokio::spawn(app.run_until_stopped());
     Some(TestApp {
         base,
         client: Client::new(),
+        mllp,
         handle,
         cleanup: Some(cleanup),
     })

@@ -10,6 +10,7 @@ mod crud;
 mod davinci;
 mod examples;
 mod faults;
+mod hl7;
 mod internal_api;
 mod migrations;
 mod operations;

@@ -60,7 +60,7 @@ async fn serves_from_env_and_config_file_then_stops_on_sigterm() {
     let config = dir.join("handoff.toml");
     std::fs::write(
         &config,
-        format!("http_addr = \"127.0.0.1:{port}\"\nmax_body_bytes = 2048\n"),
+        format!("http_addr = \"127.0.0.1:{port}\"\nmax_body_bytes = 2048\nmllp_addr = \"127.0.0.1:0\"\n"),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))

@@ -240,6 +240,44 @@ static AUDITEVENT: &[ParamDef] = &[
     p("action", Token, &["action"]),
 ];
 
+/// HL7 v2 ADT maps DG1 to Condition, PV1-3 / PV1-37 to Location, MSH to Provenance.
+static CONDITION: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("clinical-status", Token, &["clinicalStatus"]),
+    p("category", Token, &["category"]),
+    p("code", Token, &["code"]),
+    p("onset-date", Date, &["onsetDateTime", "onsetPeriod"]),
+    r("subject", &["subject"], &["Patient", "Group"]),
+    r("patient", &["subject"], &["Patient"]),
+    r("encounter", &["encounter"], &["Encounter"]),
+];
+
+static LOCATION: &[ParamDef] = &[
+    p("identifier", Token, &["identifier"]),
+    p("name", Str, &["name", "alias"]),
+    p("status", Token, &["status"]),
+    p("type", Token, &["type"]),
+    r("organization", &["managingOrganization"], &["Organization"]),
+    r("partof", &["partOf"], &["Location"]),
+];
+
+static PROVENANCE: &[ParamDef] = &[
+    p("recorded", Date, &["recorded"]),
+    r(
+        "target",
+        &["target"],
+        &[
+            "Patient",
+            "Encounter",
+            "Condition",
+            "Practitioner",
+            "Organization",
+            "Location",
+        ],
+    ),
+    r("agent", &["agent.who"], PARTY),
+];
+
 /// The gateway's SubscriptionTopics in their R4 form (read-only, see `topics`).
 static BASIC: &[ParamDef] = &[
     p("code", Token, &["code"]),
@@ -261,6 +299,9 @@ pub static SUPPORTED: &[(&str, &[ParamDef])] = &[
     ("Subscription", SUBSCRIPTION),
     ("Basic", BASIC),
     ("AuditEvent", AUDITEVENT),
+    ("Condition", CONDITION),
+    ("Location", LOCATION),
+    ("Provenance", PROVENANCE),
 ];
 
 /// Types the API serves read-only: the server writes them (topics, the ledger).

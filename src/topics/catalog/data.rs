@@ -71,6 +71,13 @@ const REFERRAL_FILTERS: &[FilterDef] = &[
     },
 ];
 
+/// What travels with an admission or an encounter update.
+const ADMISSION_CONTEXT: &[&str] = &[
+    "the Patient",
+    "the attending practitioners and the patient's PCP",
+    "the hospital (serviceProvider) and the location",
+];
+
 const ENCOUNTER_INCLUDES: &[&str] = &[
     "Encounter:patient",
     "Encounter:participant",
@@ -93,13 +100,9 @@ pub(super) static TOPICS: &[Topic] = &[
             from any other status, or is created so.",
         resource: "Encounter",
         events: &["PatientAdmitted"],
-        retractions: &[],
+        retractions: &["AdmissionCancelled"],
         filters: ENCOUNTER_FILTERS,
-        context: &[
-            "the Patient",
-            "the attending practitioners and the patient's PCP",
-            "the hospital (serviceProvider) and the location",
-        ],
+        context: ADMISSION_CONTEXT,
         includes: ENCOUNTER_INCLUDES,
         rev_includes: &[],
         davinci_event: Some("notification-admit"),
@@ -131,7 +134,7 @@ pub(super) static TOPICS: &[Topic] = &[
             end time), or is created finished.",
         resource: "Encounter",
         events: &["PatientDischarged"],
-        retractions: &[],
+        retractions: &["DischargeCancelled"],
         filters: ENCOUNTER_FILTERS,
         context: &[
             "the Patient",
@@ -149,6 +152,22 @@ pub(super) static TOPICS: &[Topic] = &[
         ],
         rev_includes: &["CarePlan:encounter"],
         davinci_event: Some("notification-discharge"),
+    },
+    Topic {
+        code: "encounter-update",
+        url: "http://handoff.example.org/fhir/SubscriptionTopic/encounter-update",
+        title: "Encounter details changed",
+        description: "An HL7 v2 A08 (update patient information) changed what an encounter \
+            says without changing its state; repeated A08s for one visit within the \
+            coalescing window (hl7_a08_window_secs) raise one event.",
+        resource: "Encounter",
+        events: &["EncounterUpdated"],
+        retractions: &[],
+        filters: ENCOUNTER_FILTERS,
+        context: ADMISSION_CONTEXT,
+        includes: ENCOUNTER_INCLUDES,
+        rev_includes: &[],
+        davinci_event: None,
     },
     Topic {
         code: "referral-request",

@@ -4,7 +4,7 @@ use super::*;
 use crate::fhir::validate::validate;
 use crate::records::{CarePlanRecord, ConsentDirective, EventKind, Referral};
 
-const EVENTS: [EventKind; 10] = [
+const EVENTS: [EventKind; 13] = [
     EventKind::ReferralRequested,
     EventKind::ReferralAccepted,
     EventKind::ReferralRejected,
@@ -15,6 +15,9 @@ const EVENTS: [EventKind; 10] = [
     EventKind::PatientDischarged,
     EventKind::CarePlanChanged,
     EventKind::ConsentChanged,
+    EventKind::AdmissionCancelled,
+    EventKind::DischargeCancelled,
+    EventKind::EncounterUpdated,
 ];
 
 fn topic(code: &str) -> &'static Topic {
@@ -52,8 +55,9 @@ fn basic_form_carries_url_events_filters_and_status() {
     };
     assert_eq!(of("url")[0]["valueUri"], t.url);
     assert_eq!(of("name")[0]["valueString"], "EncounterEnd");
+    // The event, then its retraction (an A13 cancelling the discharge).
     let triggers = of("eventTrigger");
-    assert_eq!(triggers.len(), 1);
+    assert_eq!(triggers.len(), 2);
     assert_eq!(
         triggers[0]["extension"][1]["valueCodeableConcept"]["coding"],
         json!([{"system": EVENT_SYSTEM, "code": "PatientDischarged"},
@@ -70,7 +74,10 @@ fn basic_form_carries_url_events_filters_and_status() {
         .as_str()
         .unwrap()
         .contains("discharge summary"));
-    assert_eq!(of("eventTrigger").len(), 1);
+    assert_eq!(
+        triggers[1]["extension"][1]["valueCodeableConcept"]["coding"][0]["code"],
+        "DischargeCancelled"
+    );
     let referral_status = as_basic(topic("referral-status"));
     let n = referral_status["extension"].as_array().unwrap().iter();
     assert_eq!(
@@ -85,7 +92,7 @@ fn urls_codes_and_lookups_agree() {
     let mut codes: Vec<&str> = all().iter().map(|t| t.code).collect();
     codes.sort();
     codes.dedup();
-    assert_eq!(codes.len(), 7);
+    assert_eq!(codes.len(), 8);
     for t in all() {
         assert_eq!(t.url, format!("{TOPIC_BASE}{}", t.code));
         assert_eq!(by_url(t.url), Some(t));

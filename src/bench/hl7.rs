@@ -1,0 +1,245 @@
+//! `handoff bench hl7`: A08 messages ACKed per second over 1 and 8 MLLP connections,
+//! with p50/p99 ACK latency, on SQLite and PostgreSQL, beside a ceiling measured in the
+//! same run: the same client loop against a bare MLLP echo (an in-process listener
+//! that answers every frame with a fixed ACK, nothing parsed or stored), i.e. what the
+//! framing, loopback TCP and the client cost alone.
+//!
+//! Each connection first admits its own visits (A01, not timed), then sends A08s for
+//! them in a closed loop (send, wait for the ACK, send the next), each with a new
+//! control id and a changed attending, so every A08 is a real stored update.
+
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio_util::codec::Framed;
+
+use super::{pct, peak_rss_kb, pg_reset_schema, pg_url_with_schema, Server, DEFAULT_POSTGRES_URL};
+use crate::hl7::codec::MllpCodec;
+use crate::hl7::send::{ack_code, Client};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Hl7Args {
+    /// Seconds of load per row of the table.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Connections to try.
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    pub connections: Vec<usize>,
+    /// Visits each connection cycles through.
+    #[arg(long, default_value_t = 50)]
+    pub visits: usize,
+    /// PostgreSQL to measure (a schema is created for the run); "none" to skip.
+    #[arg(long, default_value = DEFAULT_POSTGRES_URL)]
+    pub postgres_url: String,
+}
+
+struct Row {
+    what: String,
+    connections: usize,
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    refused: usize,
+    rss_mb: Option<f64>,
+}
+
+/// An ADT message for connection `c`, visit `v`, sequence `n`.
+pub fn message(event: &str, c: usize, v: usize, n: usize) -> String {
+    format!(
+        "MSH|^~\\&|BENCH|HOSP{c}|HANDOFF|HANDOFF|20261123083000||ADT^{event}|B{c}-{v}-{n}|P|2.5.1\r\
+         EVN|{event}|20261123083000\r\
+         PID|1||MRN{c}x{v}^^^HOSP^MR||DOE^JANE||19650412|F\r\
+         PD1|||CLINIC|GP{c}^SMITH^ALICE^^^DR^^^NPI\r\
+         PV1|1|I|4WEST^401^A^HOSP||||ATT{n}^JONES^ROBERT^^^DR||||||||||||V{c}x{v}^^^HOSP^VN|||||||||||||||||||||||||20261123080000\r"
+    )
+}
+
+pub async fn run(args: Hl7Args) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("handoff-bench-hl7-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    println!(
+        "handoff bench hl7: {} s per row, connections {:?}, {} visits per connection, A08 closed loop",
+        args.seconds, args.connections, args.visits
+    );
+    let mut rows = Vec::new();
+    for &c in &args.connections {
+        rows.push(echo_ceiling(c, &args).await?);
+    }
+    let sqlite_url = format!("sqlite:{}", dir.join("bench.db").display());
+    rows.extend(measure_store("sqlite", &sqlite_url, &args).await?);
+    if args.postgres_url != "none" {
+        let schema = format!("bench_hl7_{}", std::process::id());
+        let url = pg_url_with_schema(&args.postgres_url, &schema);
+        match measure_store("postgres", &url, &args).await {
+            Ok(r) => rows.extend(r),
+            Err(e) => println!("postgres: not measured ({e:#})"),
+        }
+    }
+    println!();
+    println!("| target | connections | A08 ACKed/s | x ceiling | p50 ms | p99 ms | not AA | server peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let ceiling = rows
+            .iter()
+            .find(|x| x.what.starts_with("ceiling") && x.connections == r.connections)
+            .map(|x| x.rate)
+            .unwrap_or(f64::NAN);
+        println!(
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} |",
+            r.what,
+            r.connections,
+            r.rate,
+            r.rate / ceiling,
+            r.p50_ms,
+            r.p99_ms,
+            r.refused,
+            r.rss_mb.map(|m| format!("{m:.0}")).unwrap_or_default()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+async fn measure_store(name: &str, db_url: &str, args: &Hl7Args) -> anyhow::Result<Vec<Row>> {
+    let schema = db_url.rsplit("%3D").next().unwrap_or("public").to_owned();
+    if name == "postgres" {
+        pg_reset_schema(&args.postgres_url, &schema, true).await?;
+    }
+    let http = reqwest::Client::new();
+    let server = Server::start(db_url, &[], &http).await?;
+    let mut rows = Vec::new();
+    for &c in &args.connections {
+        // Admit every visit first (not timed), then a short warm-up.
+        admit(&server.mllp, c, args.visits).await?;
+        load(&server.mllp, c, args.visits, Duration::from_secs(1), 0).await?;
+        let (n, refused, mut lat, elapsed) = load(
+            &server.mllp,
+            c,
+            args.visits,
+            Duration::from_secs(args.seconds),
+            1,
+        )
+        .await?;
+        lat.sort_unstable();
+        println!("{name} x{c}: {n} A08 ACKed, {refused} not AA");
+        rows.push(Row {
+            what: name.to_owned(),
+            connections: c,
+            rate: n as f64 / elapsed.as_secs_f64(),
+            p50_ms: pct(&lat, 0.50) as f64 / 1000.0,
+            p99_ms: pct(&lat, 0.99) as f64 / 1000.0,
+            refused,
+            rss_mb: peak_rss_kb(server.pid).map(|k| k as f64 / 1024.0),
+        });
+    }
+    server.stop().await;
+    if name == "postgres" {
+        pg_reset_schema(&args.postgres_url, &schema, false).await?;
+    }
+    Ok(rows)
+}
+
+async fn admit(addr: &str, connections: usize, visits: usize) -> anyhow::Result<()> {
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let addr = addr.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(&addr).await?;
+            for v in 0..visits {
+                let ack = client.send(message("A01", c, v, 0).as_bytes()).await?;
+                if ack_code(&ack) != Some("AA") {
+                    anyhow::bail!("the admission was not accepted: {ack}");
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+/// Closed loop for `length`: each connection sends an A08, waits for the ACK, sends
+/// the next. Returns (AA count, other count, latencies in µs, elapsed).
+async fn load(
+    addr: &str,
+    connections: usize,
+    visits: usize,
+    length: Duration,
+    round: usize,
+) -> anyhow::Result<(usize, usize, Vec<u64>, Duration)> {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let addr = addr.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(&addr).await?;
+            let (mut ok, mut refused, mut lat) = (0usize, 0usize, Vec::new());
+            let mut n = 0usize;
+            while start.elapsed() < length {
+                n += 1;
+                // Sequence numbers differ per round so no control id repeats.
+                let msg = message("A08", c, n % visits, round * 10_000_000 + n);
+                let t = Instant::now();
+                let ack = client.send(msg.as_bytes()).await?;
+                lat.push(t.elapsed().as_micros() as u64);
+                if ack_code(&ack) == Some("AA") {
+                    ok += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+            anyhow::Ok((ok, refused, lat))
+        }));
+    }
+    let (mut ok, mut refused, mut lat) = (0, 0, Vec::new());
+    for t in tasks {
+        let (o, r, l) = t.await??;
+        ok += o;
+        refused += r;
+        lat.extend(l);
+    }
+    Ok((ok, refused, lat, start.elapsed()))
+}
+
+/// The same client loop against a bare MLLP echo in this process.
+async fn echo_ceiling(connections: usize, args: &Hl7Args) -> anyhow::Result<Row> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    let server = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut framed = Framed::new(stream, MllpCodec::new(1 << 20));
+                let ack = "MSH|^~\\&|HANDOFF|HANDOFF|BENCH|HOSP|20260101||ACK^A08^ACK|1|P|2.5.1\rMSA|AA|1\r";
+                while let Some(Ok(_)) = framed.next().await {
+                    if framed.send(ack.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    load(&addr, connections, args.visits, Duration::from_secs(1), 0).await?;
+    let (n, refused, mut lat, elapsed) = load(
+        &addr,
+        connections,
+        args.visits,
+        Duration::from_secs(args.seconds),
+        1,
+    )
+    .await?;
+    server.abort();
+    lat.sort_unstable();
+    Ok(Row {
+        what: "ceiling: bare MLLP echo".into(),
+        connections,
+        rate: n as f64 / elapsed.as_secs_f64(),
+        p50_ms: pct(&lat, 0.50) as f64 / 1000.0,
+        p99_ms: pct(&lat, 0.99) as f64 / 1000.0,
+        refused,
+        rss_mb: None,
+    })
+}

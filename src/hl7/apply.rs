@@ -1,0 +1,294 @@
+//! One message in, one ACK out: parse, check, map, and commit through the same store
+//! path as a FHIR transaction (so coordination records, domain events and
+//! notifications follow as for any write), with the message's [`Receipt`] in the same
+//! transaction. The ACK is returned only after that commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::ack::{self, err, AckCode, Answering, Rejection};
+use super::adt::{self, Header};
+use super::map::{self, Keys};
+use super::message::{Delimiters, Message, ParseError};
+use crate::fhir::validate::validate;
+use crate::store::hl7::{Receipt, ALREADY_APPLIED};
+use crate::store::{Store, StoreError, WriteOp};
+
+/// What message handling needs.
+#[derive(Clone)]
+pub struct Hl7Context {
+    pub store: Arc<dyn Store>,
+    /// Repeated A08s for one visit within this window raise one EncounterUpdated.
+    pub a08_window: Duration,
+}
+
+/// Handle one message (the bytes inside an MLLP frame); the ACK to send.
+pub async fn handle(ctx: &Hl7Context, bytes: &[u8]) -> String {
+    let now = chrono::Utc::now();
+    let msg = match Message::parse_bytes(bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = match e {
+                ParseError::NoMsh | ParseError::Empty => err::SEGMENT_SEQUENCE,
+                _ => err::DATA_TYPE,
+            };
+            let mut r = Rejection::ar(code, e.to_string());
+            if matches!(e, ParseError::NoMsh | ParseError::BadDelimiters) {
+                r = r.at("MSH", 1);
+            }
+            tracing::info!(
+                ack = "AR",
+                error = r.error,
+                "HL7 message rejected: unreadable"
+            );
+            return ack::build(&Answering::default(), &Delimiters::default(), Err(&r), now);
+        }
+    };
+    let answering = Answering::from_message(Some(&msg));
+    let header = match adt::header(&msg) {
+        Ok(h) => h,
+        Err(r) => {
+            tracing::info!(ack = "AR", error = r.error, at = ?r.location(), "HL7 message rejected");
+            return ack::build(&answering, &msg.delims, Err(&r), now);
+        }
+    };
+    let sender = header.sender();
+    match ctx.store.hl7_ack(&sender, &header.control_id).await {
+        Ok(Some(stored)) => {
+            tracing::info!(control_id = %header.control_id, "HL7 message resent: the stored ACK answers it");
+            return stored;
+        }
+        Ok(None) => {}
+        Err(e) => return unavailable(&answering, &msg.delims, e),
+    }
+    for _ in 0..3 {
+        match attempt(ctx, &msg, &header, &answering).await {
+            Attempt::Done(ack) => return ack,
+            Attempt::Retry => continue,
+        }
+    }
+    let r = Rejection::ar(
+        err::APPLICATION_ERROR,
+        "the visit kept changing while this message was applied; send it again",
+    );
+    ack::build(&answering, &msg.delims, Err(&r), chrono::Utc::now())
+}
+
+enum Attempt {
+    Done(String),
+    /// The stored Encounter changed between read and commit.
+    Retry,
+}
+
+async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) -> Attempt {
+    let now = chrono::Utc::now();
+    let keys = match map::keys(msg, h) {
+        Ok(k) => k,
+        Err(r) => return Attempt::Done(refuse(ctx, msg, h, to, r, None).await),
+    };
+    let stored = match ctx.store.read("Encounter", &keys.encounter).await {
+        Ok(s) => s.filter(|s| !s.deleted),
+        Err(e) => return Attempt::Done(unavailable(to, &msg.delims, e)),
+    };
+    let stored_json = stored.as_ref().and_then(|s| s.json());
+    let recorded = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut mapped = match map::map(msg, h, &keys, stored_json.as_ref(), &recorded) {
+        Ok(m) => m,
+        Err(r) => return Attempt::Done(refuse(ctx, msg, h, to, r, Some(&keys)).await),
+    };
+    // A message naming no PCP (no PD1-4, no ROL PP) keeps the one stored.
+    if let Some(p) = mapped
+        .resources
+        .iter_mut()
+        .find(|r| r["resourceType"] == "Patient" && r.get("generalPractitioner").is_none())
+    {
+        match ctx.store.read("Patient", &keys.patient).await {
+            Ok(Some(s)) => {
+                if let Some(gp) = s.json().and_then(|b| b.get("generalPractitioner").cloned()) {
+                    p["generalPractitioner"] = gp;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return Attempt::Done(unavailable(to, &msg.delims, e)),
+        }
+    }
+    if let Some(r) = invalid_fhir(&mapped.resources) {
+        return Attempt::Done(refuse(ctx, msg, h, to, r, Some(&keys)).await);
+    }
+    let ack_text = ack::build(to, &msg.delims, Ok(()), now);
+    let mut resources = Vec::with_capacity(mapped.resources.len());
+    for r in mapped.resources {
+        match unchanged(ctx, &r).await {
+            Ok(true) => {}
+            Ok(false) => resources.push(r),
+            Err(e) => return Attempt::Done(unavailable(to, &msg.delims, e)),
+        }
+    }
+    // One lock order for every message (type, then id), so that concurrent messages
+    // naming the same practitioners and places never deadlock on PostgreSQL.
+    resources.sort_by(|a, b| {
+        (a["resourceType"].as_str(), a["id"].as_str())
+            .cmp(&(b["resourceType"].as_str(), b["id"].as_str()))
+    });
+    let mut ops: Vec<WriteOp> = resources
+        .into_iter()
+        .map(|resource| {
+            let rtype = resource["resourceType"].as_str().unwrap_or("").to_owned();
+            let id = resource["id"].as_str().unwrap_or("").to_owned();
+            let if_match = match (&stored, rtype == "Encounter") {
+                (Some(s), true) => Some(s.version),
+                _ => None,
+            };
+            WriteOp::Update {
+                rtype,
+                id,
+                resource,
+                if_match,
+                full_url: None,
+            }
+        })
+        .collect();
+    ops.push(WriteOp::Hl7(receipt(
+        ctx,
+        h,
+        AckCode::AA,
+        &ack_text,
+        Some(&keys),
+        mapped.correction,
+    )));
+    match ctx.store.commit(ops).await {
+        Ok(_) => {
+            tracing::info!(event = %h.event, control_id = %h.control_id, encounter = %keys.encounter, ack = "AA", "HL7 message applied");
+            Attempt::Done(ack_text)
+        }
+        Err(e) => match root(&e) {
+            StoreError::PreconditionFailed(_) => Attempt::Retry,
+            StoreError::Conflict(m) if m == ALREADY_APPLIED => {
+                Attempt::Done(already_applied(ctx, h, to, &msg.delims).await)
+            }
+            StoreError::Lifecycle(issue) => {
+                let r = Rejection::ae(err::APPLICATION_ERROR, "MSH", 9, issue.message.clone());
+                Attempt::Done(refuse(ctx, msg, h, to, r, Some(&keys)).await)
+            }
+            StoreError::Unprocessable(issues) | StoreError::Invalid(issues) => {
+                let text = issues
+                    .first()
+                    .map(|i| i.message.clone())
+                    .unwrap_or_else(|| "the message cannot be stored".into());
+                let r = Rejection::ae(err::APPLICATION_ERROR, "MSH", 9, text);
+                Attempt::Done(refuse(ctx, msg, h, to, r, Some(&keys)).await)
+            }
+            _ => Attempt::Done(unavailable(to, &msg.delims, e)),
+        },
+    }
+}
+
+/// Whether `r` is stored already, exactly (its meta aside): the practitioners, places
+/// and patient most messages repeat are then not written again (no new version, no
+/// row lock). The Encounter and the Provenance are always written.
+async fn unchanged(ctx: &Hl7Context, r: &Value) -> Result<bool, StoreError> {
+    let rtype = r["resourceType"].as_str().unwrap_or("");
+    if matches!(rtype, "Encounter" | "Provenance") {
+        return Ok(false);
+    }
+    let id = r["id"].as_str().unwrap_or("");
+    let Some(stored) = ctx.store.read(rtype, id).await? else {
+        return Ok(false);
+    };
+    let Some(mut body) = stored.json().filter(|_| !stored.deleted) else {
+        return Ok(false);
+    };
+    if let Some(o) = body.as_object_mut() {
+        o.remove("meta");
+    }
+    Ok(&body == r)
+}
+
+fn root(e: &StoreError) -> &StoreError {
+    match e {
+        StoreError::Entry { source, .. } => root(source),
+        other => other,
+    }
+}
+
+fn receipt(
+    ctx: &Hl7Context,
+    h: &Header,
+    code: AckCode,
+    ack: &str,
+    keys: Option<&Keys>,
+    correction: Option<crate::store::Correction>,
+) -> Receipt {
+    Receipt {
+        sender: h.sender(),
+        control_id: h.control_id.clone(),
+        ack_code: code.as_str().into(),
+        ack: ack.to_owned(),
+        encounter: keys.map(|k| k.encounter.clone()),
+        correction,
+        coalesce_micros: (h.event == "A08").then_some(ctx.a08_window.as_micros() as i64),
+    }
+}
+
+/// The first base-validation error of a mapped resource, as an AE (the mapping should
+/// never produce one; if it does, nothing is stored).
+fn invalid_fhir(resources: &[Value]) -> Option<Rejection> {
+    for r in resources {
+        if let Some(issue) = validate(r).into_iter().find(|i| i.is_error()) {
+            let rtype = r["resourceType"].as_str().unwrap_or("resource");
+            let at = issue.expression.clone().unwrap_or_default();
+            return Some(Rejection::ae(
+                err::APPLICATION_ERROR,
+                "MSH",
+                9,
+                format!("the message maps to an invalid FHIR {rtype} (at {at})"),
+            ));
+        }
+    }
+    None
+}
+
+/// Answer an AE, keeping it for resends (nothing else is stored).
+async fn refuse(
+    ctx: &Hl7Context,
+    msg: &Message,
+    h: &Header,
+    to: &Answering,
+    r: Rejection,
+    keys: Option<&Keys>,
+) -> String {
+    tracing::info!(event = %h.event, control_id = %h.control_id, ack = r.code.as_str(), error = r.error, at = ?r.location(), "HL7 message refused");
+    let text = ack::build(to, &msg.delims, Err(&r), chrono::Utc::now());
+    if r.code != AckCode::AE {
+        return text;
+    }
+    let op = WriteOp::Hl7(receipt(ctx, h, AckCode::AE, &text, keys, None));
+    match ctx.store.commit(vec![op]).await {
+        Ok(_) => text,
+        Err(e) if matches!(root(&e), StoreError::Conflict(m) if m == ALREADY_APPLIED) => {
+            already_applied(ctx, h, to, &msg.delims).await
+        }
+        // The AE stands; a resend is checked again.
+        Err(_) => text,
+    }
+}
+
+/// A concurrent copy of the message committed first: answer with its ACK.
+async fn already_applied(ctx: &Hl7Context, h: &Header, to: &Answering, d: &Delimiters) -> String {
+    match ctx.store.hl7_ack(&h.sender(), &h.control_id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => unavailable(to, d, StoreError::NotFound("the stored ACK".into())),
+        Err(e) => unavailable(to, d, e),
+    }
+}
+
+fn unavailable(to: &Answering, d: &Delimiters, e: StoreError) -> String {
+    tracing::warn!(error = %e, "HL7 message not stored: the store failed");
+    let r = Rejection::ar(
+        err::APPLICATION_ERROR,
+        "the gateway could not store the message now; send it again",
+    );
+    ack::build(to, d, Err(&r), chrono::Utc::now())
+}

@@ -1,0 +1,80 @@
+//! HL7 v2 messages in the write path: a [`Receipt`] travels with the ops a message
+//! maps to, in the same commit. It records the message (sender, MSH-10) with the ACK
+//! sent, so a resend is answered from the store and applied once; it may carry a
+//! correction (A11 cancels an admission, A13 a discharge), which the records layer
+//! applies to that one Encounter instead of the ordinary lifecycle rules; and it may
+//! ask for A08 coalescing: an update raises `EncounterUpdated` unless one was raised
+//! for the same encounter within the window.
+
+use super::executor::Tx;
+use super::sql::{Bind, Sql};
+use super::StoreError;
+pub use crate::records::lifecycle::Correction;
+
+pub const SELECT_ACK: &str = "SELECT ack FROM hl7_messages WHERE sender = $1 AND control_id = $2";
+const INSERT: &str = "INSERT INTO hl7_messages (sender, control_id, ack_code, ack, received) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sender, control_id) DO NOTHING RETURNING sender";
+/// The message of a [`StoreError::Conflict`] raised when the message was applied before.
+pub const ALREADY_APPLIED: &str = "This HL7 message (sender, MSH-10) was applied before";
+
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    /// `MSH-3|MSH-4`.
+    pub sender: String,
+    /// MSH-10.
+    pub control_id: String,
+    /// AA or AE.
+    pub ack_code: String,
+    /// The ACK sent, returned again on a resend.
+    pub ack: String,
+    /// The Encounter the message is about (the correction applies to it only).
+    pub encounter: Option<String>,
+    pub correction: Option<Correction>,
+    /// A08: raise `EncounterUpdated` only when none was raised for the encounter in
+    /// this many microseconds.
+    pub coalesce_micros: Option<i64>,
+}
+
+/// Record the message; a second one with the same key fails the whole commit with
+/// [`ALREADY_APPLIED`].
+pub async fn save<T: Tx>(tx: &mut T, r: &Receipt, now: i64) -> Result<(), StoreError> {
+    let rows = tx
+        .fetch_rows(&Sql::with(
+            INSERT,
+            vec![
+                Bind::Text(r.sender.clone()),
+                Bind::Text(r.control_id.clone()),
+                Bind::Text(r.ack_code.clone()),
+                Bind::Text(r.ack.clone()),
+                Bind::Int(now),
+            ],
+        ))
+        .await?;
+    if rows.is_empty() {
+        return Err(StoreError::Conflict(ALREADY_APPLIED.into()));
+    }
+    Ok(())
+}
+
+/// Whether `event` was raised for the record since `since` (microseconds).
+pub async fn raised_since<T: Tx>(
+    tx: &mut T,
+    kind: &str,
+    id: &str,
+    event: &str,
+    since: i64,
+) -> Result<bool, StoreError> {
+    let rows = tx
+        .fetch_rows(&Sql::with(
+            "SELECT seq FROM domain_events WHERE record_kind = $1 AND record_id = $2 \
+             AND event = $3 AND at > $4 LIMIT 1",
+            vec![
+                Bind::Text(kind.into()),
+                Bind::Text(id.into()),
+                Bind::Text(event.into()),
+                Bind::Int(since),
+            ],
+        ))
+        .await?;
+    Ok(!rows.is_empty())
+}
