@@ -50,6 +50,8 @@ pub struct Settings {
     pub delivery_concurrency: usize,
     /// Per-request timeout when the subscription sets none (seconds).
     pub delivery_timeout_secs: u64,
+    /// Handoffs: deadlines per kind, escalation targets, the sweep (docs/accountability.md).
+    pub handoffs: crate::handoffs::HandoffSettings,
 }
 
 impl Default for Settings {
@@ -71,6 +73,7 @@ impl Default for Settings {
             delivery_max_retry_after_secs: 3600,
             delivery_concurrency: 32,
             delivery_timeout_secs: 10,
+            handoffs: Default::default(),
         }
     }
 }
@@ -159,6 +162,7 @@ impl Settings {
         if !matches!(self.log_format.as_str(), "pretty" | "json") {
             bail!("log_format must be 'pretty' or 'json'");
         }
+        crate::handoffs::Policy::from_settings(&self.handoffs).map_err(anyhow::Error::msg)?;
         if let Some(base) = &self.public_base_url {
             url::Url::parse(base)
                 .with_context(|| format!("public_base_url '{base}' is not a URL"))?;
@@ -223,6 +227,29 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::load(None, &o).is_err());
+    }
+
+    #[test]
+    fn handoff_deadlines_are_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("handoff-cfg3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(
+            &f,
+            "[handoffs]\nreferral_accept = \"5 business days\"\n\
+             [handoffs.alternates]\n\"Organization/pcp\" = \"PractitionerRole/on-call\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
+        assert_eq!(s.handoffs.referral_accept, "5 business days");
+        assert_eq!(s.handoffs.discharge_accept, "1 business day");
+        assert!(!s.handoffs.test_clock);
+        std::fs::write(&f, "[handoffs]\nreferral_accept = \"soon\"\n").unwrap();
+        let e = Settings::load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("handoffs.referral_accept"),
+            "{e:#}"
+        );
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct AppState {
     pub profiles: Arc<Profiles>,
     /// Which subscriber endpoints may be notified.
     pub endpoint_policy: EndpointPolicy,
+    /// This process's name as a holder of the store's leases (the deadline sweep).
+    pub instance: String,
 }
 
 fn endpoint_policy(settings: &Settings) -> EndpointPolicy {
@@ -54,6 +56,7 @@ pub struct Application {
     store: Arc<dyn Store>,
     stop_worker: tokio::sync::watch::Sender<bool>,
     worker: tokio::task::JoinHandle<()>,
+    sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -69,6 +72,10 @@ impl Application {
         let profiles = Arc::new(load_profiles(&settings)?);
         store_settings.pool_size = settings.db_pool_size;
         store_settings.max_batch = settings.group_commit_max;
+        store_settings.handoffs = Arc::new(
+            crate::handoffs::Policy::from_settings(&settings.handoffs)
+                .map_err(anyhow::Error::msg)?,
+        );
         let store = store::connect(&settings.database_url, &store_settings)
             .await
             .with_context(|| {
@@ -117,7 +124,17 @@ impl Application {
             base_url,
         };
         let (stop_worker, stop_rx) = tokio::sync::watch::channel(false);
-        let worker = worker::spawn(store.clone(), store.signal(), delivery, stop_rx);
+        let worker = worker::spawn(store.clone(), store.signal(), delivery, stop_rx.clone());
+        let instance = uuid::Uuid::new_v4().to_string();
+        let sweeper = match settings.handoffs.sweep_interval_secs {
+            0 => None,
+            secs => Some(crate::handoffs::job::spawn(
+                store.clone(),
+                instance.clone(),
+                Duration::from_secs(secs),
+                stop_rx,
+            )),
+        };
         let workers = if settings.http_workers == 0 {
             num_cpus()
         } else {
@@ -126,6 +143,7 @@ impl Application {
         let state = web::Data::new(AppState {
             store: store.clone(),
             endpoint_policy: endpoint_policy(&settings),
+            instance,
             settings,
             profiles,
         });
@@ -143,6 +161,7 @@ impl Application {
             store,
             stop_worker,
             worker,
+            sweeper,
         })
     }
 
@@ -164,6 +183,9 @@ impl Application {
         let served = self.server.await;
         let _ = self.stop_worker.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(15), self.worker).await;
+        if let Some(s) = self.sweeper {
+            let _ = tokio::time::timeout(Duration::from_secs(15), s).await;
+        }
         served
     }
 }

@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod context;
 pub mod error;
+pub mod handoffs;
 pub mod operations;
 pub mod rest;
 pub mod search;
@@ -72,6 +73,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::resource("/Subscription/{id}/$events")
                         .route(web::get().to(subscriptions::events))
                         .route(web::post().to(subscriptions::events))
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Task/{id}/$accept")
+                        .post(handoffs::accept)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Task/{id}/$decline")
+                        .post(handoffs::decline)
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

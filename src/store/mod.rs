@@ -11,6 +11,7 @@
 #[macro_use]
 mod backend;
 pub mod executor;
+pub mod handoffs;
 pub mod outbox;
 pub mod postgres;
 pub mod records;
@@ -84,6 +85,19 @@ pub enum WriteOp {
     },
     /// Server-internal work on the notification outbox; never built from a request.
     Outbox(OutboxOp),
+    /// Server-internal work on handoffs (the deadline sweep).
+    Handoffs(HandoffOp),
+}
+
+#[derive(Debug, Clone)]
+pub enum HandoffOp {
+    /// Escalate the overdue handoffs, if `holder` holds (or can take) the sweep lease
+    /// until `lease_until`.
+    Sweep {
+        now: i64,
+        holder: String,
+        lease_until: i64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +136,8 @@ pub enum WriteOutcome {
     Queued(usize),
     /// An outbox row finished; the subscription's new status, if it changed.
     Finished(Option<&'static str>),
+    /// A deadline sweep's outcome.
+    Swept(handoffs::Swept),
     /// Deleted; `version` is the tombstone's version, None when nothing existed.
     Deleted {
         rtype: String,
@@ -253,6 +269,9 @@ pub trait Store: Send + Sync + 'static {
         to: i64,
         limit: i64,
     ) -> Result<Vec<(i64, EventRow)>, StoreError>;
+    /// Rows of a read-only statement, each column as a [`executor::Cell`] (integers,
+    /// text, NULL): for reads that need no typed method of their own (the worklist).
+    async fn rows(&self, s: &sql::Sql) -> Result<Vec<Vec<executor::Cell>>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     fn backend(&self) -> &'static str;
     /// Pinged after every commit that may have made deliveries due (anything but a
@@ -285,6 +304,8 @@ pub struct StoreSettings {
     pub max_batch: usize,
     /// PostgreSQL: schema to use (tests give every run its own).
     pub pg_schema: Option<String>,
+    /// Deadlines and escalation targets of handoffs, applied inside the write transaction.
+    pub handoffs: Arc<crate::handoffs::Policy>,
 }
 
 impl Default for StoreSettings {
@@ -293,6 +314,7 @@ impl Default for StoreSettings {
             pool_size: 8,
             max_batch: 256,
             pg_schema: None,
+            handoffs: Arc::default(),
         }
     }
 }

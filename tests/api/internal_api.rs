@@ -361,7 +361,9 @@ async fn the_openapi_document_describes_the_routes(app: TestApp) {
             "/api/v1/{kind}",
             "/api/v1/{kind}/{id}",
             "/api/v1/events",
-            "/api/v1/openapi.json"
+            "/api/v1/openapi.json",
+            "/api/v1/worklist",
+            "/api/v1/sweep"
         ]
     );
     for schema in [

@@ -43,7 +43,7 @@ pub fn subscription(topic: &str, filters: &[&str], endpoint: &str, content: &str
 }
 
 /// Create a subscription and wait until the handshake has made it active.
-async fn subscribe(app: &TestApp, body: &Value) -> String {
+pub async fn subscribe(app: &TestApp, body: &Value) -> String {
     let created = app.create(body).await;
     assert_eq!(created["status"], "requested");
     assert!(

@@ -20,6 +20,7 @@ use crate::fhir::search::{IndexEntry, SearchQuery};
 
 pub struct PgStore {
     pool: PgPool,
+    policy: std::sync::Arc<crate::handoffs::Policy>,
     signal: std::sync::Arc<tokio::sync::Notify>,
 }
 
@@ -52,6 +53,7 @@ impl PgStore {
             .await?;
         Ok(PgStore {
             pool,
+            policy: settings.handoffs.clone(),
             signal: Default::default(),
         })
     }
@@ -64,7 +66,7 @@ impl PgStore {
 
     async fn commit_once(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let outcomes = executor::execute(&mut PgTx(&mut tx), ops).await?;
+        let outcomes = executor::execute(&mut PgTx(&mut tx), ops, &self.policy).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

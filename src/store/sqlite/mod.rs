@@ -54,7 +54,7 @@ impl SqliteStore {
             .run(&reads)
             .await?;
         let file = options.get_filename().to_owned();
-        let jobs = writer::spawn(&file, settings.max_batch)?;
+        let jobs = writer::spawn(&file, settings.max_batch, settings.handoffs.clone())?;
         Ok(SqliteStore {
             reads,
             jobs,

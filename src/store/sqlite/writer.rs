@@ -13,6 +13,7 @@
 //! the thread drives it with `block_on` and nothing ever waits on a runtime.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::executor::block_on;
@@ -21,6 +22,7 @@ use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::fhir::search::{IndexEntry, SearchQuery};
+use crate::handoffs::Policy;
 use crate::store::executor::{self, Cell, Tx};
 use crate::store::sql::{self, Bind};
 use crate::store::{StoreError, StoredResource, WriteOp, WriteOutcome};
@@ -31,7 +33,11 @@ pub struct Job {
 }
 
 /// Open the write connection and start the thread. The schema must exist already.
-pub fn spawn(path: &Path, max_batch: usize) -> Result<mpsc::Sender<Job>, StoreError> {
+pub fn spawn(
+    path: &Path,
+    max_batch: usize,
+    policy: Arc<Policy>,
+) -> Result<mpsc::Sender<Job>, StoreError> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -45,12 +51,12 @@ pub fn spawn(path: &Path, max_batch: usize) -> Result<mpsc::Sender<Job>, StoreEr
     let (jobs, rx) = mpsc::channel(4096);
     std::thread::Builder::new()
         .name("sqlite-writer".into())
-        .spawn(move || run(conn, rx, max_batch.max(1)))
+        .spawn(move || run(conn, rx, max_batch.max(1), &policy))
         .map_err(|e| StoreError::Conflict(format!("cannot start the SQLite writer: {e}")))?;
     Ok(jobs)
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize, policy: &Policy) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -60,7 +66,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
                 Err(_) => break,
             }
         }
-        let results = commit_batch(&mut conn, &mut batch);
+        let results = commit_batch(&mut conn, &mut batch, policy);
         for (job, result) in batch.drain(..).zip(results) {
             let _ = job.reply.send(result);
         }
@@ -72,6 +78,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
 fn commit_batch(
     conn: &mut Connection,
     batch: &mut [Job],
+    policy: &Policy,
 ) -> Vec<Result<Vec<WriteOutcome>, StoreError>> {
     let all_failed = |e: &rusqlite::Error, n: usize| {
         (0..n)
@@ -90,7 +97,7 @@ fn commit_batch(
     let mut results = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
         let ops = std::mem::take(&mut job.ops);
-        results.push(run_job(conn, ops));
+        results.push(run_job(conn, ops, policy));
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
         tracing::error!(error = %e, "SQLite COMMIT failed; rolling back the batch");
@@ -100,9 +107,13 @@ fn commit_batch(
     results
 }
 
-fn run_job(conn: &mut Connection, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+fn run_job(
+    conn: &mut Connection,
+    ops: Vec<WriteOp>,
+    policy: &Policy,
+) -> Result<Vec<WriteOutcome>, StoreError> {
     conn.execute_batch("SAVEPOINT job")?;
-    let result = block_on(executor::execute(&mut SqliteTx(conn), ops));
+    let result = block_on(executor::execute(&mut SqliteTx(conn), ops, policy));
     if result.is_err() {
         conn.execute_batch("ROLLBACK TO job")?;
     }
