@@ -153,7 +153,10 @@ mod tests {
         assert!(!issues.iter().any(|i| i.is_error()), "{issues:?}");
         assert_eq!(t["owner"]["reference"], "Practitioner/pcp");
         assert_eq!(t["requester"]["reference"], "Organization/h");
-        assert_eq!(t["restriction"]["period"]["end"], "2023-11-14T22:13:20Z");
+        assert_eq!(
+            t["restriction"]["period"]["end"],
+            "2023-11-14T22:13:20.000000Z"
+        );
         assert_eq!(
             t["extension"][0]["valueReference"]["reference"],
             "Organization/h"

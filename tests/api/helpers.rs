@@ -297,6 +297,18 @@ impl TestApp {
             .collect()
     }
 
+    /// How many handoff Tasks the gateway wrote itself (#6): those with a handoff kind.
+    pub async fn handoff_tasks(&self) -> u64 {
+        let mut n = 0;
+        for kind in ["discharge", "transfer", "referral"] {
+            let q = format!(
+                "Task?_count=0&code=http://handoff.example.org/fhir/CodeSystem/handoff-kind|{kind}"
+            );
+            n += self.search(&q).await["total"].as_u64().unwrap();
+        }
+        n
+    }
+
     pub async fn count(&self, rtype: &str) -> u64 {
         self.search(&format!("{rtype}?_count=0")).await["total"]
             .as_u64()
