@@ -211,8 +211,10 @@ mod tests {
         let p = Policy::default();
         assert_eq!(p.discharge_accept, Span::BusinessDays(1));
         assert_eq!(p.referral_accept, Span::Micros(3 * 86_400_000_000));
-        let mut s = HandoffSettings::default();
-        s.referral_result = "soon".into();
+        let s = HandoffSettings {
+            referral_result: "soon".into(),
+            ..Default::default()
+        };
         assert!(Policy::from_settings(&s)
             .unwrap_err()
             .contains("referral_result"));
