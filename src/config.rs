@@ -71,6 +71,8 @@ pub struct Settings {
     pub mllp_idle_timeout_secs: u64,
     /// Repeated A08s for one visit within this many seconds raise one EncounterUpdated.
     pub hl7_a08_window_secs: u64,
+    /// Handoffs: deadlines per kind, escalation targets, the sweep (docs/accountability.md).
+    pub handoffs: crate::handoffs::HandoffSettings,
 }
 
 impl Default for Settings {
@@ -101,6 +103,7 @@ impl Default for Settings {
             mllp_max_message_bytes: 1024 * 1024,
             mllp_idle_timeout_secs: 300,
             hl7_a08_window_secs: 60,
+            handoffs: Default::default(),
         }
     }
 }
@@ -218,6 +221,7 @@ impl Settings {
         if !matches!(self.consent_default.as_str(), "deny" | "permit") {
             bail!("consent_default must be 'deny' or 'permit'");
         }
+        crate::handoffs::Policy::from_settings(&self.handoffs).map_err(anyhow::Error::msg)?;
         if let Some(base) = &self.public_base_url {
             url::Url::parse(base)
                 .with_context(|| format!("public_base_url '{base}' is not a URL"))?;
@@ -297,6 +301,29 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::load(None, &o).is_err());
+    }
+
+    #[test]
+    fn handoff_deadlines_are_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("handoff-cfg3-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(
+            &f,
+            "[handoffs]\nreferral_accept = \"5 business days\"\n\
+             [handoffs.alternates]\n\"Organization/pcp\" = \"PractitionerRole/on-call\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
+        assert_eq!(s.handoffs.referral_accept, "5 business days");
+        assert_eq!(s.handoffs.discharge_accept, "1 business day");
+        assert!(!s.handoffs.test_clock);
+        std::fs::write(&f, "[handoffs]\nreferral_accept = \"soon\"\n").unwrap();
+        let e = Settings::load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("handoffs.referral_accept"),
+            "{e:#}"
+        );
     }
 
     #[test]

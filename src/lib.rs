@@ -9,6 +9,8 @@
 //!   and their translation to and from FHIR.
 //! - [`consent`]: the consent decision (issue #5): may this recipient receive these
 //!   data about this patient for this purpose now (pure; rules in docs/consent.md).
+//! - [`handoffs`]: responsibility that travels with information (issue #6): handoff
+//!   Tasks, deadlines, escalation (rules in docs/accountability.md).
 //! - [`store`]: the storage trait and its SQLite and PostgreSQL backends.
 //! - [`notify`]: notification delivery: Bundles, webhook signatures, the subscriber
 //!   endpoint policy, the delivery worker.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod consent;
 pub mod fhir;
 pub mod hl7;
+pub mod handoffs;
 pub mod notify;
 pub mod records;
 pub mod startup;

@@ -23,6 +23,8 @@ pub struct AppState {
     pub profiles: Arc<Profiles>,
     /// Which subscriber endpoints may be notified.
     pub endpoint_policy: EndpointPolicy,
+    /// This process's name as a holder of the store's leases (the deadline sweep).
+    pub instance: String,
 }
 
 fn endpoint_policy(settings: &Settings) -> EndpointPolicy {
@@ -73,6 +75,7 @@ pub struct Application {
     stop_worker: tokio::sync::watch::Sender<bool>,
     worker: tokio::task::JoinHandle<()>,
     mllp: Option<Mllp>,
+    sweeper: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// The running MLLP listener.
@@ -120,6 +123,10 @@ impl Application {
         store_settings.pool_size = settings.db_pool_size;
         store_settings.max_batch = settings.group_commit_max;
         store_settings.consent_policy = settings.consent_policy();
+        store_settings.handoffs = Arc::new(
+            crate::handoffs::Policy::from_settings(&settings.handoffs)
+                .map_err(anyhow::Error::msg)?,
+        );
         let store = store::connect(&settings.database_url, &store_settings)
             .await
             .with_context(|| {
@@ -172,7 +179,23 @@ impl Application {
         let roots = subscriber_roots(&settings)?;
         let client = worker::client(&delivery.policy, &roots)
             .context("building the notification HTTP client")?;
-        let worker = worker::spawn(store.clone(), store.signal(), client, delivery, stop_rx);
+        let worker = worker::spawn(
+            store.clone(),
+            store.signal(),
+            client,
+            delivery,
+            stop_rx.clone(),
+        );
+        let instance = uuid::Uuid::new_v4().to_string();
+        let sweeper = match settings.handoffs.sweep_interval_secs {
+            0 => None,
+            secs => Some(crate::handoffs::job::spawn(
+                store.clone(),
+                instance.clone(),
+                Duration::from_secs(secs),
+                stop_rx,
+            )),
+        };
         let workers = if settings.http_workers == 0 {
             num_cpus()
         } else {
@@ -181,6 +204,7 @@ impl Application {
         let state = web::Data::new(AppState {
             store: store.clone(),
             endpoint_policy: endpoint_policy(&settings),
+            instance,
             settings,
             profiles,
         });
@@ -199,6 +223,7 @@ impl Application {
             stop_worker,
             worker,
             mllp,
+            sweeper,
         })
     }
 
@@ -231,6 +256,9 @@ impl Application {
         }
         let _ = self.stop_worker.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(15), self.worker).await;
+        if let Some(s) = self.sweeper {
+            let _ = tokio::time::timeout(Duration::from_secs(15), s).await;
+        }
         served
     }
 }

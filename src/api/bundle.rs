@@ -342,9 +342,10 @@ fn outcome_entry(ctx: &Ctx, o: WriteOutcome) -> Value {
             }
             json!({ "response": r })
         }
-        WriteOutcome::Claimed(_) | WriteOutcome::Finished(_) | WriteOutcome::Queued(_) => {
-            error_entry(ctx, super::rest::internal_outcome())
-        }
+        WriteOutcome::Claimed(_)
+        | WriteOutcome::Finished(_)
+        | WriteOutcome::Queued(_)
+        | WriteOutcome::Swept(_) => error_entry(ctx, super::rest::internal_outcome()),
     }
 }
 

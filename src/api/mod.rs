@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod consent;
 pub mod context;
 pub mod error;
+pub mod handoffs;
 pub mod operations;
 pub mod rest;
 pub mod search;
@@ -84,6 +85,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/Patient/{id}/$disclosures")
                         .get(consent::disclosures)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Task/{id}/$accept")
+                        .post(handoffs::accept)
+                        .default_service(web::to(method_not_allowed)),
+                )
+                .service(
+                    web::resource("/Task/{id}/$decline")
+                        .post(handoffs::decline)
                         .default_service(web::to(method_not_allowed)),
                 )
                 .service(

@@ -151,9 +151,10 @@ pub fn outcome_response(ctx: &Ctx, outcome: WriteOutcome) -> HttpResponse {
             }
             b.finish()
         }
-        WriteOutcome::Claimed(_) | WriteOutcome::Finished(_) | WriteOutcome::Queued(_) => {
-            ctx.error(internal_outcome())
-        }
+        WriteOutcome::Claimed(_)
+        | WriteOutcome::Finished(_)
+        | WriteOutcome::Queued(_)
+        | WriteOutcome::Swept(_) => ctx.error(internal_outcome()),
     }
 }
 

@@ -478,6 +478,7 @@ pub async fn item_of(
         .into_iter()
         .find(|k| k.as_str() == event.record_kind)
         .map(|k| k.resource_type())
+        .or((event.record_kind == "handoff").then_some("Task"))
         .unwrap_or("Basic");
     let focus = format!("{rtype}/{}", event.record_id);
     let mut context = Vec::new();

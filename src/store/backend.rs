@@ -276,6 +276,30 @@ macro_rules! impl_store {
                     .map_err(Into::into)
             }
 
+            async fn rows(
+                &self,
+                s: &$crate::store::sql::Sql,
+            ) -> Result<Vec<Vec<$crate::store::executor::Cell>>, $crate::store::StoreError> {
+                use sqlx::Row;
+                use $crate::store::executor::Cell;
+                let rows = self.fetch(s).await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        (0..r.len())
+                            .map(|i| match r.try_get::<Option<i64>, _>(i) {
+                                Ok(Some(n)) => Cell::Int(n),
+                                Ok(None) => Cell::Null,
+                                Err(_) => match r.try_get::<Option<String>, _>(i) {
+                                    Ok(Some(t)) => Cell::Text(t),
+                                    _ => Cell::Null,
+                                },
+                            })
+                            .collect()
+                    })
+                    .collect())
+            }
+
             $($backend_specific)*
         }
     };

@@ -11,8 +11,12 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::sql::Sql;
-use super::{outbox, records, OutboxOp, StoreError, StoredResource, WriteOp, WriteOutcome};
+use super::{
+    handoffs, outbox, records, HandoffOp, OutboxOp, StoreError, StoredResource, WriteOp,
+    WriteOutcome,
+};
 use crate::fhir::search::{dates, index_entries, IndexEntry, SearchQuery};
+use crate::handoffs::Policy;
 
 /// What an executor needs from an open transaction.
 #[async_trait]
@@ -93,12 +97,22 @@ enum Plan {
 pub async fn execute<T: Tx>(
     tx: &mut T,
     mut ops: Vec<WriteOp>,
+    policy: &Policy,
 ) -> Result<Vec<WriteOutcome>, StoreError> {
-    if let [WriteOp::Outbox(_)] = ops.as_slice() {
-        let Some(WriteOp::Outbox(op)) = ops.pop() else {
-            unreachable!("matched just above")
-        };
-        return Ok(vec![outbox_op(tx, op).await?]);
+    match ops.as_slice() {
+        [WriteOp::Outbox(_)] => {
+            let Some(WriteOp::Outbox(op)) = ops.pop() else {
+                unreachable!("matched just above")
+            };
+            return Ok(vec![outbox_op(tx, op).await?]);
+        }
+        [WriteOp::Handoffs(_)] => {
+            let Some(WriteOp::Handoffs(op)) = ops.pop() else {
+                unreachable!("matched just above")
+            };
+            return Ok(vec![handoffs_op(tx, op, policy).await?]);
+        }
+        _ => {}
     }
     let many = ops.len() > 1;
     let commit_has_task = ops.iter().any(|op| match op {
@@ -127,7 +141,7 @@ pub async fn execute<T: Tx>(
         WriteOp::Delete { .. } | WriteOp::ConditionalDelete { .. } => 0,
         WriteOp::Create { .. } => 1,
         WriteOp::Update { .. } | WriteOp::ConditionalUpdate { .. } => 2,
-        WriteOp::Outbox(_) | WriteOp::Hl7(_) => 3,
+        WriteOp::Outbox(_) | WriteOp::Hl7(_) | WriteOp::Handoffs(_) => 3,
     });
 
     // 1. Resolve every op to a plan; note the fullUrl -> Type/id mapping.
@@ -150,6 +164,7 @@ pub async fn execute<T: Tx>(
 
     // 2. Apply, in processing order.
     let now = dates::now_micros();
+    let mut cues = Vec::new();
     let mut outcomes: Vec<Option<WriteOutcome>> = (0..plans.len()).map(|_| None).collect();
     for &i in &order {
         let outcome = match plans[i].take().expect("planned") {
@@ -216,6 +231,13 @@ pub async fn execute<T: Tx>(
                 } else {
                     None
                 };
+                let handoff = if rtype == "Task" && !created {
+                    handoffs::before_write(tx, &id, &mut resource, now, policy)
+                        .await
+                        .map_err(|e| wrap(i, e))?
+                } else {
+                    None
+                };
                 stamp(&mut resource, &id, version, now);
                 let index = index_entries(&rtype, &resource);
                 let body = serde_json::to_string(&resource).expect("JSON values always serialise");
@@ -243,9 +265,15 @@ pub async fn execute<T: Tx>(
                     correction: hl7.and_then(|r| r.correction),
                     coalesce_micros: hl7.and_then(|r| r.coalesce_micros),
                 };
-                records::sync(tx, &stored, &resource, known)
+                let raised = records::sync(tx, &stored, &resource, known)
                     .await
                     .map_err(|e| wrap(i, e))?;
+                cues.extend(raised);
+                if let Some(p) = handoff {
+                    handoffs::after_write(tx, &stored, p)
+                        .await
+                        .map_err(|e| wrap(i, e))?;
+                }
                 if let Some(p) = subscription {
                     outbox::save(tx, &stored, p).await.map_err(|e| wrap(i, e))?;
                 }
@@ -258,6 +286,8 @@ pub async fn execute<T: Tx>(
         };
         outcomes[i] = Some(outcome);
     }
+    // Handoffs last: a referral's own Task may come after its ServiceRequest.
+    handoffs::open(tx, cues, now, policy).await?;
     Ok(outcomes.into_iter().map(|o| o.expect("applied")).collect())
 }
 
@@ -308,6 +338,48 @@ async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOutcome, Stor
     }
 }
 
+async fn handoffs_op<T: Tx>(
+    tx: &mut T,
+    op: HandoffOp,
+    policy: &Policy,
+) -> Result<WriteOutcome, StoreError> {
+    match op {
+        HandoffOp::Sweep {
+            now,
+            holder,
+            lease_until,
+        } => Ok(WriteOutcome::Swept(
+            handoffs::sweep(tx, now, &holder, lease_until, policy).await?,
+        )),
+    }
+}
+
+/// Write a version the server itself makes (no hooks run): `resource` is stamped and
+/// indexed; the stored version is returned.
+pub(super) async fn write_server_version<T: Tx>(
+    tx: &mut T,
+    rtype: &str,
+    id: &str,
+    resource: &mut Value,
+    version: i64,
+    now: i64,
+    existed: bool,
+) -> Result<StoredResource, StoreError> {
+    stamp(resource, id, version, now);
+    let index = index_entries(rtype, resource);
+    let body = serde_json::to_string(&*resource).expect("JSON values always serialise");
+    let stored = StoredResource {
+        rtype: rtype.to_owned(),
+        id: id.to_owned(),
+        version,
+        last_updated: now,
+        deleted: false,
+        body: Some(body.into()),
+    };
+    tx.write(&stored, &index, existed).await?;
+    Ok(stored)
+}
+
 /// The Subscription resource says what the server now says: a new version with its
 /// status (and error), unless it was switched off.
 async fn set_subscription_status<T: Tx>(
@@ -322,34 +394,13 @@ async fn set_subscription_status<T: Tx>(
         if let Some(body) = current.json() {
             if body["status"] != "off" {
                 let updated = outbox::with_status(body, status, error);
-                write_version(tx, "Subscription", id, updated, current.version + 1, now).await?;
+                let mut updated = updated;
+                let v = current.version + 1;
+                write_server_version(tx, "Subscription", id, &mut updated, v, now, true).await?;
             }
         }
     }
     Ok(())
-}
-
-/// Write a new version the server itself makes (no hooks run).
-async fn write_version<T: Tx>(
-    tx: &mut T,
-    rtype: &str,
-    id: &str,
-    mut resource: Value,
-    version: i64,
-    now: i64,
-) -> Result<(), StoreError> {
-    stamp(&mut resource, id, version, now);
-    let index = index_entries(rtype, &resource);
-    let body = serde_json::to_string(&resource).expect("JSON values always serialise");
-    let stored = StoredResource {
-        rtype: rtype.to_owned(),
-        id: id.to_owned(),
-        version,
-        last_updated: now,
-        deleted: false,
-        body: Some(body.into()),
-    };
-    tx.write(&stored, &index, true).await
 }
 
 async fn plan<T: Tx>(tx: &mut T, op: WriteOp) -> Result<(Plan, Option<String>), StoreError> {
@@ -445,7 +496,7 @@ async fn plan<T: Tx>(tx: &mut T, op: WriteOp) -> Result<(Plan, Option<String>), 
             check_if_match(&rtype, &id, if_match, prior)?;
             (Plan::Delete { rtype, id, prior }, None)
         }
-        WriteOp::Outbox(_) => {
+        WriteOp::Outbox(_) | WriteOp::Handoffs(_) => {
             return Err(StoreError::Conflict(
                 "outbox work cannot be part of a transaction".into(),
             ))

@@ -13,6 +13,7 @@ mod backend;
 pub mod disclosure;
 pub mod executor;
 pub mod hl7;
+pub mod handoffs;
 pub mod outbox;
 pub mod postgres;
 pub mod records;
@@ -90,6 +91,19 @@ pub enum WriteOp {
     /// request): its ACK is kept for resends, and it may carry a correction (A11, A13)
     /// or ask for A08 coalescing (see [`hl7`]).
     Hl7(hl7::Receipt),
+    /// Server-internal work on handoffs (the deadline sweep).
+    Handoffs(HandoffOp),
+}
+
+#[derive(Debug, Clone)]
+pub enum HandoffOp {
+    /// Escalate the overdue handoffs, if `holder` holds (or can take) the sweep lease
+    /// until `lease_until`.
+    Sweep {
+        now: i64,
+        holder: String,
+        lease_until: i64,
+    },
 }
 
 pub use hl7::Correction;
@@ -130,6 +144,8 @@ pub enum WriteOutcome {
     Queued(usize),
     /// An outbox row finished; the subscription's new status, if it changed.
     Finished(Option<&'static str>),
+    /// A deadline sweep's outcome.
+    Swept(handoffs::Swept),
     /// Deleted; `version` is the tombstone's version, None when nothing existed.
     Deleted {
         rtype: String,
@@ -264,6 +280,9 @@ pub trait Store: Send + Sync + 'static {
         to: i64,
         limit: i64,
     ) -> Result<Vec<(i64, EventRow)>, StoreError>;
+    /// Rows of a read-only statement, each column as a [`executor::Cell`] (integers,
+    /// text, NULL): for reads that need no typed method of their own (the worklist).
+    async fn rows(&self, s: &sql::Sql) -> Result<Vec<Vec<executor::Cell>>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     fn backend(&self) -> &'static str;
     /// Pinged after every commit that may have made deliveries due (anything but a
@@ -299,6 +318,8 @@ pub struct StoreSettings {
     /// Decides disclosures no consent directive speaks to, at match time and before
     /// every delivery attempt (docs/consent.md).
     pub consent_policy: crate::consent::Policy,
+    /// Deadlines and escalation targets of handoffs, applied inside the write transaction.
+    pub handoffs: Arc<crate::handoffs::Policy>,
 }
 
 impl Default for StoreSettings {
@@ -308,6 +329,7 @@ impl Default for StoreSettings {
             max_batch: 256,
             pg_schema: None,
             consent_policy: crate::consent::Policy::gateway_default(),
+            handoffs: Arc::default(),
         }
     }
 }

@@ -197,6 +197,19 @@ pub async fn match_event<T: Tx>(
     record: &Record,
     now: i64,
 ) -> Result<usize, StoreError> {
+    let values = |topic: &catalog::Topic, param: &str| catalog::filter_values(topic, param, record);
+    match_event_with(tx, seq, event, &values, now).await
+}
+
+/// [`match_event`] for an event whose filter values come from elsewhere than a record
+/// (a handoff's): `values(topic, param)`.
+pub async fn match_event_with<T: Tx>(
+    tx: &mut T,
+    seq: i64,
+    event: &str,
+    values: &(dyn Fn(&catalog::Topic, &str) -> Vec<String> + Send + Sync),
+    now: i64,
+) -> Result<usize, StoreError> {
     let mut queued = 0;
     for topic in catalog::for_event(event) {
         let subs = tx
@@ -216,7 +229,7 @@ pub async fn match_event<T: Tx>(
             let matches = spec
                 .filters
                 .iter()
-                .all(|f| catalog::filter_values(topic, &f.param, record).contains(&f.value));
+                .all(|f| values(topic, &f.param).contains(&f.value));
             if !matches {
                 continue;
             }

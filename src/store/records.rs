@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use super::executor::Tx;
+use super::handoffs::Cue;
 use super::sql::{Bind, Sql};
 use super::{StoreError, StoredResource};
 use crate::fhir::outcome::{Issue, IssueCode};
@@ -65,12 +66,12 @@ pub async fn sync<T: Tx>(
     v: &StoredResource,
     resource: &Value,
     known: Known,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Cue>, StoreError> {
     if v.rtype == "Task" {
         return sync_task(tx, v, resource).await;
     }
     let Some(kind) = RecordKind::for_resource_type(&v.rtype) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let prior = if known.new_id {
         None
@@ -97,16 +98,20 @@ pub async fn sync<T: Tx>(
     save(tx, v, prior.as_ref(), &next, known).await
 }
 
-async fn sync_task<T: Tx>(tx: &mut T, v: &StoredResource, task: &Value) -> Result<(), StoreError> {
+async fn sync_task<T: Tx>(
+    tx: &mut T,
+    v: &StoredResource,
+    task: &Value,
+) -> Result<Vec<Cue>, StoreError> {
     let Some(sr_id) = task_target(task) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     // Lock the ServiceRequest's row (PostgreSQL: FOR UPDATE) so that writes of the
     // referral's Task and of its ServiceRequest apply to its record one at a time.
     tx.current("ServiceRequest", &sr_id).await?;
     let Some(prior) = load(tx, RecordKind::Referral, &sr_id).await? else {
         // The ServiceRequest is not (yet) here; when it is written it finds this Task.
-        return Ok(());
+        return Ok(Vec::new());
     };
     let sr_status = tx
         .load("ServiceRequest", &sr_id)
@@ -150,7 +155,7 @@ async fn save<T: Tx>(
     prior: Option<&Record>,
     next: &Record,
     known: Known,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Cue>, StoreError> {
     let mut events = match (known.correction, prior, next) {
         (Some(c), Some(Record::Transition(p)), Record::Transition(n)) => {
             lifecycle::correct(c, p, n).map_err(rule_error)?
@@ -188,26 +193,20 @@ async fn save<T: Tx>(
         ],
     ))
     .await?;
+    let mut cues = Vec::new();
     for e in events {
         let detail = json!({"from": prior.map(Record::status), "to": next.status()});
         tracing::info!(event = e.as_str(), kind = kind.as_str(), id = %id, "domain event");
-        let rows = tx
-            .fetch_rows(&stmt(
-                INSERT_EVENT,
-                vec![
-                    Bind::Text(e.as_str().into()),
-                    Bind::Text(kind.as_str().into()),
-                    Bind::Text(id.clone()),
-                    Bind::Text(v.rtype.clone()),
-                    Bind::Text(v.id.clone()),
-                    Bind::Int(v.version),
-                    Bind::OptText(patient.clone()),
-                    Bind::Int(v.last_updated),
-                    Bind::Text(detail.to_string()),
-                ],
-            ))
-            .await?;
-        let seq = rows.first().and_then(|r| r[0].int()).unwrap_or(0);
+        let seq = insert_event(
+            tx,
+            e.as_str(),
+            kind.as_str(),
+            &id,
+            v,
+            patient.clone(),
+            detail,
+        )
+        .await?;
         if e == lifecycle::EventKind::ConsentChanged {
             // Consent changes are in the ledger too (docs/consent.md).
             let audit = crate::consent::ledger::consent_change_event(
@@ -220,8 +219,41 @@ async fn save<T: Tx>(
             super::executor::write_new(tx, audit, v.last_updated).await?;
         }
         super::outbox::match_event(tx, seq, e.as_str(), next, v.last_updated).await?;
+        cues.push(Cue {
+            event: e,
+            record: next.clone(),
+        });
     }
-    Ok(())
+    Ok(cues)
+}
+
+/// Write a domain event raised by version `v`; its `seq`.
+pub async fn insert_event<T: Tx>(
+    tx: &mut T,
+    event: &str,
+    record_kind: &str,
+    record_id: &str,
+    v: &StoredResource,
+    patient: Option<String>,
+    detail: Value,
+) -> Result<i64, StoreError> {
+    let rows = tx
+        .fetch_rows(&stmt(
+            INSERT_EVENT,
+            vec![
+                Bind::Text(event.into()),
+                Bind::Text(record_kind.into()),
+                Bind::Text(record_id.into()),
+                Bind::Text(v.rtype.clone()),
+                Bind::Text(v.id.clone()),
+                Bind::Int(v.version),
+                Bind::OptText(patient),
+                Bind::Int(v.last_updated),
+                Bind::Text(detail.to_string()),
+            ],
+        ))
+        .await?;
+    Ok(rows.first().and_then(|r| r[0].int()).unwrap_or(0))
 }
 
 /// A resource's deletion removes the record derived from it (no event: a deletion

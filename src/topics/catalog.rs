@@ -20,8 +20,11 @@
 //! | `location` | encounter topics | every Encounter.location.location |
 //! | `requester` | referral topics | the referrer (ServiceRequest.requester) |
 //! | `performer` | referral topics | every receiver (ServiceRequest.performer) |
+//! | `recipient`, `owner`, `requester` | handoff-escalation | the party escalated or returned to, the receiver, the sender |
 //!
-//! A record of another kind than the topic's focus has no values.
+//! A record of another kind than the topic's focus has no values. The handoff topic's
+//! events are not about a record: their values come from the handoff
+//! (`handoffs::Handoff::filter_values`).
 
 use crate::records::{Record, Transition};
 

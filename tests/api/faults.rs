@@ -15,7 +15,7 @@ use crate::subscriptions::subscription;
 
 const EVENTS: usize = 1000;
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -23,12 +23,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Gateway {
-    child: Child,
-    base: String,
+pub struct Gateway {
+    pub child: Child,
+    pub base: String,
 }
 
-fn start(config: &std::path::Path, port: u16) -> Gateway {
+pub fn start(config: &std::path::Path, port: u16) -> Gateway {
     let child = Command::new(env!("CARGO_BIN_EXE_handoff"))
         .arg("serve")
         .env("HANDOFF_CONFIG", config)
@@ -43,7 +43,7 @@ fn start(config: &std::path::Path, port: u16) -> Gateway {
     }
 }
 
-async fn wait_up(client: &reqwest::Client, base: &str) {
+pub async fn wait_up(client: &reqwest::Client, base: &str) {
     let start = Instant::now();
     while client.get(format!("{base}/metadata")).send().await.is_err() {
         assert!(
@@ -54,7 +54,12 @@ async fn wait_up(client: &reqwest::Client, base: &str) {
     }
 }
 
-fn config(dir: &std::path::Path, name: &str, port: u16, database_url: &str) -> std::path::PathBuf {
+pub fn config(
+    dir: &std::path::Path,
+    name: &str,
+    port: u16,
+    database_url: &str,
+) -> std::path::PathBuf {
     let config = dir.join(name);
     std::fs::write(
         &config,
@@ -190,15 +195,15 @@ async fn kill_9_while_delivering_sqlite() {
 
 /// A PostgreSQL database of its own (the binary takes a URL, not a schema), and a
 /// directory for its config files; None when PostgreSQL is unreachable outside CI.
-struct FreshDatabase {
+pub struct FreshDatabase {
     admin: sqlx::PgConnection,
     name: String,
-    url: url::Url,
-    dir: std::path::PathBuf,
+    pub url: url::Url,
+    pub dir: std::path::PathBuf,
 }
 
 impl FreshDatabase {
-    async fn create() -> Option<FreshDatabase> {
+    pub async fn create() -> Option<FreshDatabase> {
         use sqlx::Connection;
         let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_url()).await else {
             assert_ne!(
@@ -228,7 +233,7 @@ impl FreshDatabase {
         })
     }
 
-    async fn drop(mut self) {
+    pub async fn drop(mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
         let drop = format!("DROP DATABASE {} WITH (FORCE)", self.name);
         let _ = sqlx::query(&drop).execute(&mut self.admin).await;

@@ -317,7 +317,9 @@ impl TestApp {
         )
     }
 
-    /// The domain events recorded so far (oldest first), as `event` names.
+    /// The coordination records' domain events recorded so far (oldest first), as
+    /// `event` names; the handoffs' own events (record kind `handoff`, issue #6) are left
+    /// out (tests/api/accountability.rs reads those).
     pub async fn event_names(&self) -> Vec<String> {
         let (status, v) = self
             .api(reqwest::Method::GET, "events?limit=500", None)
@@ -327,8 +329,21 @@ impl TestApp {
             .as_array()
             .unwrap()
             .iter()
+            .filter(|e| e["record_kind"] != "handoff")
             .map(|e| e["event"].as_str().unwrap().to_owned())
             .collect()
+    }
+
+    /// How many handoff Tasks the gateway wrote itself (#6): those with a handoff kind.
+    pub async fn handoff_tasks(&self) -> u64 {
+        let mut n = 0;
+        for kind in ["discharge", "transfer", "referral"] {
+            let q = format!(
+                "Task?_count=0&code=http://handoff.example.org/fhir/CodeSystem/handoff-kind|{kind}"
+            );
+            n += self.search(&q).await["total"].as_u64().unwrap();
+        }
+        n
     }
 
     pub async fn count(&self, rtype: &str) -> u64 {

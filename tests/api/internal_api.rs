@@ -121,7 +121,8 @@ async fn illegal_changes_through_the_api_are_conflicts(app: TestApp) {
             .contains("is rejected; it cannot become accepted"),
         "{p}"
     );
-    assert_eq!(p["errors"][0]["at"], "ServiceRequest.status", "{p}");
+    // The referral's Task is also its handoff (#6), whose rules answer first.
+    assert_eq!(p["errors"][0]["at"], "Task.status", "{p}");
     let (_, now) = app.api(Method::GET, &path, None).await;
     assert_eq!(now["status"], "rejected");
     assert_eq!(
@@ -361,7 +362,9 @@ async fn the_openapi_document_describes_the_routes(app: TestApp) {
             "/api/v1/{kind}",
             "/api/v1/{kind}/{id}",
             "/api/v1/events",
-            "/api/v1/openapi.json"
+            "/api/v1/openapi.json",
+            "/api/v1/worklist",
+            "/api/v1/sweep"
         ]
     );
     for schema in [

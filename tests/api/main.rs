@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod accountability;
+mod andrews;
 mod bad_input;
 mod bundle;
 mod consent;

@@ -140,7 +140,9 @@ async fn complete_records_are_created(app: TestApp) {
         assert_eq!(status, 201, "{name}: {stored}");
         assert_eq!(stored["meta"]["profile"], body["meta"]["profile"], "{name}");
     }
-    assert_eq!(history_total(&app).await, 5);
+    // Five resources, plus the discharge's handoff Task and the gateway's version of
+    // the referral's Task (#6).
+    assert_eq!(history_total(&app).await, 7);
     // The CapabilityStatement lists the profiles of each type.
     let cs: Value = app.get("metadata").await.json().await.unwrap();
     let resource = |t: &str| {

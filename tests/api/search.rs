@@ -225,8 +225,9 @@ async fn encounter_and_task_parameters(app: TestApp) {
         vec![e.clone()]
     );
 
+    // A draft: an active referral would get the gateway's own handoff Task (#6).
     let sr = s(&app
-        .create(&referral(&p, &dr, &org, "active", "2026-11-14"))
+        .create(&referral(&p, &dr, &org, "draft", "2026-11-14"))
         .await["id"]);
     let task = app
         .create(&json!({
@@ -260,7 +261,9 @@ async fn encounter_and_task_parameters(app: TestApp) {
     );
     assert_eq!(
         ids(&app
-            .search(&format!("Task?patient={p}&status=requested"))
+            .search(&format!(
+                "Task?patient={p}&status=requested&focus=ServiceRequest/{sr}"
+            ))
             .await),
         vec![t.clone()]
     );

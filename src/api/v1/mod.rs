@@ -4,6 +4,7 @@
 //! FHIR resources (`write.rs`).
 
 pub mod problem;
+pub mod worklist;
 pub mod write;
 
 use actix_web::http::StatusCode;
@@ -26,6 +27,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .route("/openapi.json", web::get().to(openapi))
             .route("/events", web::get().to(events))
+            .route("/worklist", web::get().to(worklist::worklist))
+            .route("/sweep", web::post().to(worklist::sweep))
             .route("/subscriptions/{id}/deliveries", web::get().to(deliveries))
             .route("/subscriptions/{id}/replay", web::post().to(replay_one))
             .route("/subscriptions/replay", web::post().to(replay_all))

@@ -149,6 +149,8 @@ static TASK: &[ParamDef] = &[
     p("authored-on", Date, &["authoredOn"]),
     p("modified", Date, &["lastModified"]),
     p("period", Date, &["executionPeriod"]),
+    // Not an R4 parameter: the handoff deadline (docs/accountability.md).
+    p("deadline", Date, &["restriction.period.end"]),
     r("subject", &["for"], &["Patient", "Group"]),
     r("patient", &["for"], &["Patient"]),
     r(

@@ -20,7 +20,8 @@ use crate::fhir::search::{IndexEntry, SearchQuery};
 
 pub struct PgStore {
     pool: PgPool,
-    policy: crate::consent::Policy,
+    consent: crate::consent::Policy,
+    handoffs: std::sync::Arc<crate::handoffs::Policy>,
     signal: std::sync::Arc<tokio::sync::Notify>,
 }
 
@@ -53,7 +54,8 @@ impl PgStore {
             .await?;
         Ok(PgStore {
             pool,
-            policy: settings.consent_policy.clone(),
+            consent: settings.consent_policy.clone(),
+            handoffs: settings.handoffs.clone(),
             signal: Default::default(),
         })
     }
@@ -66,7 +68,8 @@ impl PgStore {
 
     async fn commit_once(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let outcomes = executor::execute(&mut PgTx(&mut tx, &self.policy), ops).await?;
+        let outcomes =
+            executor::execute(&mut PgTx(&mut tx, &self.consent), ops, &self.handoffs).await?;
         tx.commit().await?;
         Ok(outcomes)
     }

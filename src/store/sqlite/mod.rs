@@ -54,7 +54,11 @@ impl SqliteStore {
             .run(&reads)
             .await?;
         let file = options.get_filename().to_owned();
-        let jobs = writer::spawn(&file, settings.max_batch, settings.consent_policy.clone())?;
+        let policies = writer::Policies {
+            consent: settings.consent_policy.clone(),
+            handoffs: settings.handoffs.clone(),
+        };
+        let jobs = writer::spawn(&file, settings.max_batch, policies)?;
         Ok(SqliteStore {
             reads,
             jobs,

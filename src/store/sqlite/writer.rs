@@ -13,6 +13,7 @@
 //! the thread drives it with `block_on` and nothing ever waits on a runtime.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::executor::block_on;
@@ -20,7 +21,6 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::consent::Policy;
 use crate::fhir::search::{IndexEntry, SearchQuery};
 use crate::store::executor::{self, Cell, Tx};
 use crate::store::sql::{self, Bind};
@@ -32,10 +32,18 @@ pub struct Job {
 }
 
 /// Open the write connection and start the thread. The schema must exist already.
+/// The policies applied inside the write transaction.
+pub struct Policies {
+    /// Consent decisions at match and claim time.
+    pub consent: crate::consent::Policy,
+    /// Handoff deadlines and escalation targets.
+    pub handoffs: Arc<crate::handoffs::Policy>,
+}
+
 pub fn spawn(
     path: &Path,
     max_batch: usize,
-    policy: Policy,
+    policies: Policies,
 ) -> Result<mpsc::Sender<Job>, StoreError> {
     let conn = Connection::open_with_flags(
         path,
@@ -50,12 +58,12 @@ pub fn spawn(
     let (jobs, rx) = mpsc::channel(4096);
     std::thread::Builder::new()
         .name("sqlite-writer".into())
-        .spawn(move || run(conn, rx, max_batch.max(1), policy))
+        .spawn(move || run(conn, rx, max_batch.max(1), &policies))
         .map_err(|e| StoreError::Conflict(format!("cannot start the SQLite writer: {e}")))?;
     Ok(jobs)
 }
 
-fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize, policy: Policy) {
+fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize, policies: &Policies) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -65,7 +73,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize, poli
                 Err(_) => break,
             }
         }
-        let results = commit_batch(&mut conn, &mut batch, &policy);
+        let results = commit_batch(&mut conn, &mut batch, policies);
         for (job, result) in batch.drain(..).zip(results) {
             let _ = job.reply.send(result);
         }
@@ -77,7 +85,7 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize, poli
 fn commit_batch(
     conn: &mut Connection,
     batch: &mut [Job],
-    policy: &Policy,
+    policies: &Policies,
 ) -> Vec<Result<Vec<WriteOutcome>, StoreError>> {
     let all_failed = |e: &rusqlite::Error, n: usize| {
         (0..n)
@@ -96,7 +104,7 @@ fn commit_batch(
     let mut results = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
         let ops = std::mem::take(&mut job.ops);
-        results.push(run_job(conn, ops, policy));
+        results.push(run_job(conn, ops, policies));
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
         tracing::error!(error = %e, "SQLite COMMIT failed; rolling back the batch");
@@ -109,10 +117,14 @@ fn commit_batch(
 fn run_job(
     conn: &mut Connection,
     ops: Vec<WriteOp>,
-    policy: &Policy,
+    policies: &Policies,
 ) -> Result<Vec<WriteOutcome>, StoreError> {
     conn.execute_batch("SAVEPOINT job")?;
-    let result = block_on(executor::execute(&mut SqliteTx(conn, policy), ops));
+    let result = block_on(executor::execute(
+        &mut SqliteTx(conn, &policies.consent),
+        ops,
+        &policies.handoffs,
+    ));
     if result.is_err() {
         conn.execute_batch("ROLLBACK TO job")?;
     }
@@ -171,11 +183,11 @@ fn key(rtype: &str, id: &str) -> [SqlValue; 2] {
     ]
 }
 
-struct SqliteTx<'c>(&'c mut Connection, &'c Policy);
+struct SqliteTx<'c>(&'c mut Connection, &'c crate::consent::Policy);
 
 #[async_trait::async_trait]
 impl Tx for SqliteTx<'_> {
-    fn consent_policy(&self) -> &Policy {
+    fn consent_policy(&self) -> &crate::consent::Policy {
         self.1
     }
     async fn current(&mut self, rtype: &str, id: &str) -> Result<Option<(i64, bool)>, StoreError> {

@@ -91,6 +91,45 @@ const REFERRAL_INCLUDES: &[&str] = &[
     "ServiceRequest:performer",
 ];
 
+const HANDOFF_FILTERS: &[FilterDef] = &[
+    patient("Task"),
+    FilterDef {
+        param: "recipient",
+        resource: "Task",
+        description: "The party the handoff is escalated or returned to: the alternate \
+            recipient configured for the receiver, or the sender's coordinator.",
+        search: "owner",
+        definition: None,
+        targets: &[
+            "Practitioner",
+            "PractitionerRole",
+            "Organization",
+            "CareTeam",
+        ],
+    },
+    FilterDef {
+        param: "owner",
+        resource: "Task",
+        description: "The receiving party the handoff was addressed to (Task.owner).",
+        search: "owner",
+        definition: Some("http://hl7.org/fhir/SearchParameter/Task-owner"),
+        targets: &[
+            "Practitioner",
+            "PractitionerRole",
+            "Organization",
+            "CareTeam",
+        ],
+    },
+    FilterDef {
+        param: "requester",
+        resource: "Task",
+        description: "The sending party (Task.requester).",
+        search: "requester",
+        definition: Some("http://hl7.org/fhir/SearchParameter/Task-requester"),
+        targets: &["Practitioner", "PractitionerRole", "Organization"],
+    },
+];
+
 pub(super) static TOPICS: &[Topic] = &[
     Topic {
         code: "encounter-start",
@@ -244,6 +283,25 @@ pub(super) static TOPICS: &[Topic] = &[
         filters: &[patient("Consent")],
         context: &["the Patient", "the actors the directive names"],
         includes: &["Consent:patient", "Consent:actor"],
+        rev_includes: &[],
+        davinci_event: None,
+    },
+    Topic {
+        code: "handoff-escalation",
+        url: "http://handoff.example.org/fhir/SubscriptionTopic/handoff-escalation",
+        title: "Handoff escalated or returned",
+        description: "A handoff (discharge, transfer or referral Task) is overdue and \
+            escalated by the deadline sweep (to the alternate recipient, then back to the \
+            sender's coordinator), or declined by its receiver and returned to the sender.",
+        resource: "Task",
+        events: &["HandoffEscalated", "HandoffDeclined"],
+        retractions: &[],
+        filters: HANDOFF_FILTERS,
+        context: &[
+            "the Patient",
+            "the handoff Task (status, business status, deadline, the escalation and its reason)",
+        ],
+        includes: &["Task:patient", "Task:owner", "Task:requester", "Task:focus"],
         rev_includes: &[],
         davinci_event: None,
     },
