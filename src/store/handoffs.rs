@@ -164,6 +164,8 @@ async fn write_task<T: Tx>(
     let known = super::records::Known {
         new_id: prior.is_none(),
         commit_has_task: true,
+        correction: None,
+        coalesce_micros: None,
     };
     super::records::sync(tx, &stored, &resource, known).await?;
     Ok(stored)

@@ -92,7 +92,7 @@ fn urls_codes_and_lookups_agree() {
     let mut codes: Vec<&str> = all().iter().map(|t| t.code).collect();
     codes.sort();
     codes.dedup();
-    assert_eq!(codes.len(), 8);
+    assert_eq!(codes.len(), 9);
     for t in all() {
         assert_eq!(t.url, format!("{TOPIC_BASE}{}", t.code));
         assert_eq!(by_url(t.url), Some(t));
