@@ -59,6 +59,9 @@ pub struct Settings {
     /// Treatment disclosures to the patient's own PCP (Patient.generalPractitioner)
     /// are permitted when no directive speaks to them.
     pub consent_pcp_treatment: bool,
+    /// Per purpose of use (v3-ActReason code -> `deny` / `permit`): what a disclosure
+    /// for that purpose no directive speaks to gets; other purposes `consent_default`.
+    pub consent_default_by_purpose: std::collections::BTreeMap<String, String>,
     /// Whether the HL7 v2 MLLP listener runs.
     pub mllp_enabled: bool,
     /// Where the MLLP listener listens.
@@ -97,6 +100,7 @@ impl Default for Settings {
             delivery_timeout_secs: 10,
             consent_default: "deny".into(),
             consent_pcp_treatment: true,
+            consent_default_by_purpose: Default::default(),
             mllp_enabled: true,
             mllp_addr: "127.0.0.1:2575".into(),
             mllp_max_connections: 64,
@@ -221,6 +225,11 @@ impl Settings {
         if !matches!(self.consent_default.as_str(), "deny" | "permit") {
             bail!("consent_default must be 'deny' or 'permit'");
         }
+        for (purpose, d) in &self.consent_default_by_purpose {
+            if purpose.trim().is_empty() || !matches!(d.as_str(), "deny" | "permit") {
+                bail!("consent_default_by_purpose: '{purpose}' = '{d}': a purpose code and 'deny' or 'permit'");
+            }
+        }
         crate::handoffs::Policy::from_settings(&self.handoffs).map_err(anyhow::Error::msg)?;
         if let Some(base) = &self.public_base_url {
             url::Url::parse(base)
@@ -234,13 +243,18 @@ impl Settings {
     /// The no-consent policy these settings describe.
     pub fn consent_policy(&self) -> crate::consent::Policy {
         use crate::consent::{Decision, Policy};
-        let otherwise = match self.consent_default.as_str() {
+        let decision = |d: &str| match d {
             "permit" => Decision::Permit,
             _ => Decision::Deny,
         };
         Policy {
             pcp_treatment_without_consent: self.consent_pcp_treatment,
-            ..Policy::with_default(otherwise)
+            default_by_purpose: self
+                .consent_default_by_purpose
+                .iter()
+                .map(|(p, d)| (p.clone(), decision(d)))
+                .collect(),
+            ..Policy::with_default(decision(&self.consent_default))
         }
     }
 }
@@ -333,5 +347,28 @@ mod tests {
             ..Default::default()
         };
         assert!(!format!("{s:?}").contains("secret"));
+    }
+
+    #[test]
+    fn consent_defaults_per_purpose_come_from_the_file() {
+        let dir = std::env::temp_dir().join(format!("handoff-cfg-p-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(
+            &f,
+            "consent_default = \"deny\"\n[consent_default_by_purpose]\nHOPERAT = \"permit\"\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
+        let p = s.consent_policy();
+        assert_eq!(
+            p.default_by_purpose,
+            vec![("HOPERAT".to_owned(), crate::consent::Decision::Permit)]
+        );
+        assert_eq!(p.default_otherwise, crate::consent::Decision::Deny);
+        std::fs::write(&f, "[consent_default_by_purpose]\nHOPERAT = \"maybe\"\n").unwrap();
+        let err = Settings::load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("HOPERAT"), "{err:#}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

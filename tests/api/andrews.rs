@@ -45,6 +45,9 @@ async fn mr_andrews_is_handed_over_and_the_loop_closes(backend: Backend) {
     let Some(app) = spawn_with(backend, |s| {
         s.handoffs = demo_handoffs();
         s.handoffs.sweep_interval_secs = 0;
+        // The production default: only Mr. Andrews' release (01-parties.json) and the
+        // PCP rule let anyone hear about him.
+        s.consent_default = "deny".into();
     })
     .await
     else {

@@ -551,3 +551,48 @@ async fn the_cli_says_what_and_why() {
     drop(app);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `consent_default_by_purpose`: with no directive on file, the purpose decides where
+/// the configuration says so, `consent_default` elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_no_consent_default_can_differ_by_purpose() {
+    use crate::helpers::{spawn_with, Backend};
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = spawn_with(backend, |s| {
+            s.consent_default = "deny".into();
+            s.consent_default_by_purpose
+                .insert("HOPERAT".into(), "permit".into());
+        })
+        .await
+        else {
+            continue; // PostgreSQL unreachable outside CI (helpers says so)
+        };
+        patient(&app, "pp", "Practitioner/pcp-p", None).await;
+        let decide = |purpose: &'static str| {
+            let body = json!({"resourceType": "Parameters", "parameter": [
+                {"name": "patient", "valueReference": {"reference": "Patient/pp"}},
+                {"name": "recipient", "valueReference": {"reference": "Organization/quality-team"}},
+                {"name": "purpose", "valueCode": purpose},
+                {"name": "data", "valueCode": "Encounter"}]});
+            let app = &app;
+            async move {
+                let v: Value = app
+                    .post_json("Consent/$evaluate", &body)
+                    .await
+                    .json()
+                    .await
+                    .unwrap();
+                v["parameter"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|p| p["name"] == "decision")
+                    .map(|p| p["valueCode"].as_str().unwrap_or("").to_owned())
+                    .unwrap_or_default()
+            }
+        };
+        assert_eq!(decide("HOPERAT").await, "permit", "{backend:?}");
+        assert_eq!(decide("HPAYMT").await, "deny", "{backend:?}");
+        assert_eq!(decide("TREAT").await, "deny", "{backend:?}: not the PCP");
+    }
+}
