@@ -12,8 +12,8 @@
 mod backend;
 pub mod disclosure;
 pub mod executor;
-pub mod hl7;
 pub mod handoffs;
+pub mod hl7;
 pub mod outbox;
 pub mod postgres;
 pub mod records;
