@@ -297,12 +297,17 @@ async fn open_discharge<T: Tx>(
     let id = executor::new_id();
     let stored = write_task(tx, &id, body, now).await?;
     h.task_id = id;
-    save(tx, &h).await?;
+    opened(tx, &h, &stored).await
+}
+
+/// A handoff just opened on its Task (`stored`): keep it and say so.
+async fn opened<T: Tx>(tx: &mut T, h: &Handoff, stored: &StoredResource) -> Result<(), StoreError> {
+    save(tx, h).await?;
     raise(
         tx,
         handoffs::OPENED,
-        &h,
-        &stored,
+        h,
+        stored,
         json!({"to": h.receiver, "deadline": h.deadline}),
     )
     .await
@@ -363,15 +368,7 @@ async fn open_referral<T: Tx>(
         }
     };
     h.task_id = task_id;
-    save(tx, &h).await?;
-    raise(
-        tx,
-        handoffs::OPENED,
-        &h,
-        &stored,
-        json!({"to": h.receiver, "deadline": h.deadline}),
-    )
-    .await
+    opened(tx, &h, &stored).await
 }
 
 /// What a handoff Task's write changes, decided before it is stored.

@@ -178,6 +178,11 @@ pub async fn handoff_events(app: &TestApp) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Just the names of the handoff events, in order.
+pub async fn handoff_event_names(app: &TestApp) -> Vec<String> {
+    handoff_events(app).await.into_iter().map(|e| e.0).collect()
+}
+
 fn discharge(follow_up_days: Option<u32>) -> Value {
     let mut e = encounter("finished", "Location/ward-1");
     e["period"]["end"] = json!("2026-11-23T10:00:00Z");
@@ -266,13 +271,8 @@ async fn a_discharge_handoff_is_acknowledged_accepted_and_completed(backend: Bac
 
     let list = worklist(&app, PCP, None).await;
     assert_eq!(item(&list, &format!("Task/{id}"))["category"], "closed");
-    let events: Vec<String> = handoff_events(&app)
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
     assert_eq!(
-        events,
+        handoff_event_names(&app).await,
         ["HandoffRequested", "HandoffAccepted", "HandoffCompleted"]
     );
 }
@@ -587,13 +587,8 @@ async fn a_completed_referral_brings_the_result_back_to_the_referrer(backend: Ba
         .await;
     assert_eq!(rec["status"], "completed");
     assert_eq!(rec["results"][0]["reference"], report_ref.as_str());
-    let events: Vec<String> = handoff_events(&app)
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
     assert_eq!(
-        events,
+        handoff_event_names(&app).await,
         ["HandoffRequested", "HandoffAccepted", "HandoffCompleted"]
     );
 }
