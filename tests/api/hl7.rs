@@ -415,3 +415,54 @@ async fn the_listener_can_be_switched_off() {
         .unwrap();
     assert!(app.mllp.is_none());
 }
+
+/// `mllp_max_connections` = 1: a second connection waits for the slot (its message is
+/// not answered), until `mllp_idle_timeout_secs` closes the silent first one; then it
+/// is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_and_extra_ones_wait_for_a_slot() {
+    let app = spawn_with(Backend::Sqlite, |s| {
+        s.mllp_max_connections = 1;
+        s.mllp_idle_timeout_secs = 2;
+    })
+    .await
+    .unwrap();
+    let addr = app.mllp.clone().unwrap();
+    let started = std::time::Instant::now();
+    let mut first = TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let msg = a01_as("A01", "WAIT-1");
+    let to = addr.clone();
+    let second = tokio::spawn(async move {
+        Client::connect(&to)
+            .await
+            .unwrap()
+            .send(msg.as_bytes())
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if started.elapsed() < Duration::from_millis(1500) {
+        // (Only judged when this machine was quick enough to look before the idle
+        // timeout could have freed the slot.)
+        assert!(
+            !second.is_finished(),
+            "the second connection waits while the first holds the only slot"
+        );
+    }
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(Duration::from_secs(10), first.read_to_end(&mut buf))
+        .await
+        .expect("the idle connection is closed by the gateway")
+        .unwrap();
+    assert_eq!(n, 0, "closed without a word");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not before the idle timeout"
+    );
+    let ack = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the waiting connection is served once the slot frees")
+        .unwrap()
+        .unwrap();
+    assert_aa(&ack, "WAIT-1");
+}
