@@ -33,7 +33,9 @@ pub const ACCEPTED: &str = "HandoffAccepted";
 pub const DECLINED: &str = "HandoffDeclined";
 pub const ESCALATED: &str = "HandoffEscalated";
 pub const COMPLETED: &str = "HandoffCompleted";
-pub const EVENTS: [&str; 5] = [OPENED, ACCEPTED, DECLINED, ESCALATED, COMPLETED];
+/// What opened the handoff was withdrawn (an HL7 v2 A13 cancelled the discharge).
+pub const CANCELLED: &str = "HandoffCancelled";
+pub const EVENTS: [&str; 6] = [OPENED, ACCEPTED, DECLINED, ESCALATED, COMPLETED, CANCELLED];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

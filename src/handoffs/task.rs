@@ -111,6 +111,17 @@ pub fn add_escalation(task: &mut Value, step: &str, to: Option<&str>, reason: &s
     push(m, "note", json!({"time": when, "text": reason}));
 }
 
+/// A note on the Task saying why the gateway changed it, at `at`.
+pub fn add_note(task: &mut Value, reason: &str, at: i64) {
+    if let Some(m) = task.as_object_mut() {
+        push(
+            m,
+            "note",
+            json!({"time": format_instant(at), "text": reason}),
+        );
+    }
+}
+
 fn push(m: &mut Map<String, Value>, key: &str, v: Value) {
     match m.get_mut(key).and_then(Value::as_array_mut) {
         Some(a) => a.push(v),

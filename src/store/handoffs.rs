@@ -193,10 +193,68 @@ pub async fn open<T: Tx>(
             (EventKind::ReferralRequested, Record::Referral(r)) => {
                 open_referral(tx, r, now, policy).await?
             }
+            (EventKind::DischargeCancelled, Record::Transition(tr)) => {
+                if let Some(id) = &tr.id {
+                    let focus = format!("Encounter/{id}");
+                    cancel_open(
+                        tx,
+                        &focus,
+                        Kind::Discharge,
+                        "the discharge was cancelled",
+                        now,
+                    )
+                    .await?
+                }
+            }
             _ => {}
         }
     }
     Ok(())
+}
+
+/// Close the open handoff of `kind` on `focus`, if any: what opened it no longer
+/// holds. Its Task is cancelled with a note saying why, and nobody owes anything.
+async fn cancel_open<T: Tx>(
+    tx: &mut T,
+    focus: &str,
+    kind: Kind,
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let s = Sql::with(
+        "SELECT task_id FROM handoffs WHERE focus = $1 AND kind = $2 AND closed IS NULL",
+        vec![t(focus), t(kind.as_str())],
+    );
+    let rows = tx.fetch_rows(&s).await?;
+    let Some(task_id) = rows.first().and_then(|r| r[0].clone().into_text()) else {
+        return Ok(());
+    };
+    let (Some(mut h), Some(task)) = (load(tx, &task_id).await?, tx.load("Task", &task_id).await?)
+    else {
+        return Ok(());
+    };
+    let Some(mut body) = task.json() else {
+        return Ok(());
+    };
+    h.status = "cancelled".into();
+    h.business_status = handoffs::business_status("cancelled").into();
+    h.deadline = None;
+    h.then_due = None;
+    h.updated = now;
+    h.closed = Some(now);
+    body["status"] = json!("cancelled");
+    task::decorate(&mut body, &h);
+    task::add_note(&mut body, reason, now);
+    let stored = write_task(tx, &task_id, body, now).await?;
+    save(tx, &h).await?;
+    raise(
+        tx,
+        handoffs::CANCELLED,
+        &h,
+        &stored,
+        json!({"reason": reason}),
+    )
+    .await
 }
 
 fn new_handoff(kind: Kind, focus: String, patient: Option<String>, now: i64) -> Handoff {

@@ -185,6 +185,13 @@ async fn a_discharge_reaches_the_pcp_and_its_cancellation_follows(app: TestApp) 
     let enc_id = enc["id"].as_str().unwrap();
     assert!(text.contains(&format!("Encounter/{enc_id}")), "{text}");
     assert!(text.contains("\"status\":\"finished\""), "{text}");
+    // The discharge handed the patient to the PCP the v2 message named (PD1/ROL): a
+    // handoff Task owed by that PCP, as for a FHIR discharge (docs/accountability.md).
+    let tasks = app
+        .search(&format!("Task?focus=Encounter/{enc_id}&owner={pcp}"))
+        .await;
+    assert_eq!(tasks["total"], 1, "{tasks}");
+    assert_eq!(tasks["entry"][0]["resource"]["status"], "requested");
 
     // An ordinary FHIR update cannot reopen the discharge ...
     let mut reopened = visit(&app).await;
@@ -204,6 +211,17 @@ async fn a_discharge_reaches_the_pcp_and_its_cancellation_follows(app: TestApp) 
     assert!(enc["period"].get("end").is_none(), "{enc}");
     let names = app.event_names().await;
     assert_eq!(count(&names, "DischargeCancelled"), 1, "{names:?}");
+    // The handoff the discharge opened is withdrawn with it: the PCP owes nothing.
+    let tasks = app
+        .search(&format!("Task?focus=Encounter/{enc_id}&owner={pcp}"))
+        .await;
+    let task = &tasks["entry"][0]["resource"];
+    assert_eq!(task["status"], "cancelled", "{task}");
+    assert!(task["restriction"]["period"].get("end").is_none(), "{task}");
+    assert!(
+        task.to_string().contains("the discharge was cancelled"),
+        "{task}"
+    );
     let hits = rx
         .wait("the retraction", |h| {
             h.iter()
