@@ -5,11 +5,11 @@
 use chrono::Duration;
 use serde_json::{json, Value};
 
-use crate::accountability::{
+use crate::faults::{config, free_port, start, wait_up, FreshDatabase};
+use crate::handoff_support::{
     accountable, business, deadline, handoff_event_names, instant, item, operation, put_task, read,
     stamp, sweep, task_for, worklist,
 };
-use crate::faults::{config, free_port, start, wait_up, FreshDatabase};
 use crate::helpers::{spawn_with, Backend, TestApp};
 use crate::receiver::{Hit, Receiver};
 use crate::subscriptions::subscribe;

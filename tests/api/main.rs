@@ -12,6 +12,7 @@ mod crud;
 mod davinci;
 mod examples;
 mod faults;
+mod handoff_support;
 mod hl7;
 mod internal_api;
 mod migrations;
