@@ -12,8 +12,7 @@ use serde_json::Value;
 
 use super::sql::Sql;
 use super::{
-    handoffs, outbox, records, HandoffOp, OutboxOp, StoreError, StoredResource, WriteOp,
-    WriteOutcome,
+    handoffs, internal, outbox, records, StoreError, StoredResource, WriteOp, WriteOutcome,
 };
 use crate::fhir::search::{dates, index_entries, IndexEntry, SearchQuery};
 use crate::handoffs::Policy;
@@ -104,13 +103,13 @@ pub async fn execute<T: Tx>(
             let Some(WriteOp::Outbox(op)) = ops.pop() else {
                 unreachable!("matched just above")
             };
-            return Ok(vec![outbox_op(tx, op).await?]);
+            return Ok(vec![internal::outbox_op(tx, op).await?]);
         }
         [WriteOp::Handoffs(_)] => {
             let Some(WriteOp::Handoffs(op)) = ops.pop() else {
                 unreachable!("matched just above")
             };
-            return Ok(vec![handoffs_op(tx, op, policy).await?]);
+            return Ok(vec![internal::handoffs_op(tx, op, policy).await?]);
         }
         _ => {}
     }
@@ -291,69 +290,6 @@ pub async fn execute<T: Tx>(
     Ok(outcomes.into_iter().map(|o| o.expect("applied")).collect())
 }
 
-async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOutcome, StoreError> {
-    match op {
-        OutboxOp::ReleaseClaims => {
-            let rows = tx
-                .fetch_rows(&Sql::new(
-                    "UPDATE outbox SET claimed_until = NULL WHERE state = 'pending' \
-                     AND claimed_until IS NOT NULL RETURNING id",
-                ))
-                .await?;
-            Ok(WriteOutcome::Queued(rows.len()))
-        }
-        OutboxOp::Heartbeats { now } => {
-            Ok(WriteOutcome::Queued(outbox::heartbeats(tx, now).await?))
-        }
-        OutboxOp::Replay { subscription, now } => {
-            let (n, changed) = outbox::replay(tx, subscription.as_deref(), now).await?;
-            for (id, status) in changed {
-                set_subscription_status(tx, &id, status, None, now).await?;
-            }
-            Ok(WriteOutcome::Queued(n))
-        }
-        OutboxOp::Claim {
-            now,
-            lease_until,
-            limit,
-        } => Ok(WriteOutcome::Claimed(
-            outbox::claim(tx, now, lease_until, limit).await?,
-        )),
-        OutboxOp::Finish {
-            claimed,
-            attempt,
-            next,
-        } => {
-            let status = outbox::finish(tx, &claimed, &attempt, &next).await?;
-            if let Some(status) = status {
-                let error = match &next {
-                    outbox::Next::Dead(why) => Some(why.as_str()),
-                    _ => None,
-                };
-                set_subscription_status(tx, &claimed.subscription_id, status, error, attempt.at)
-                    .await?;
-            }
-            Ok(WriteOutcome::Finished(status))
-        }
-    }
-}
-
-async fn handoffs_op<T: Tx>(
-    tx: &mut T,
-    op: HandoffOp,
-    policy: &Policy,
-) -> Result<WriteOutcome, StoreError> {
-    match op {
-        HandoffOp::Sweep {
-            now,
-            holder,
-            lease_until,
-        } => Ok(WriteOutcome::Swept(
-            handoffs::sweep(tx, now, &holder, lease_until, policy).await?,
-        )),
-    }
-}
-
 /// Write a version the server itself makes (no hooks run): `resource` is stamped and
 /// indexed; the stored version is returned.
 pub(super) async fn write_server_version<T: Tx>(
@@ -378,29 +314,6 @@ pub(super) async fn write_server_version<T: Tx>(
     };
     tx.write(&stored, &index, existed).await?;
     Ok(stored)
-}
-
-/// The Subscription resource says what the server now says: a new version with its
-/// status (and error), unless it was switched off.
-async fn set_subscription_status<T: Tx>(
-    tx: &mut T,
-    id: &str,
-    status: &str,
-    error: Option<&str>,
-    now: i64,
-) -> Result<(), StoreError> {
-    tx.current("Subscription", id).await?; // locks the row on PostgreSQL
-    if let Some(current) = tx.load("Subscription", id).await?.filter(|s| !s.deleted) {
-        if let Some(body) = current.json() {
-            if body["status"] != "off" {
-                let updated = outbox::with_status(body, status, error);
-                let mut updated = updated;
-                let v = current.version + 1;
-                write_server_version(tx, "Subscription", id, &mut updated, v, now, true).await?;
-            }
-        }
-    }
-    Ok(())
 }
 
 async fn plan<T: Tx>(tx: &mut T, op: WriteOp) -> Result<(Plan, Option<String>), StoreError> {

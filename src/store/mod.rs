@@ -14,6 +14,7 @@ pub mod disclosure;
 pub mod executor;
 pub mod handoffs;
 pub mod hl7;
+mod internal;
 pub mod outbox;
 pub mod postgres;
 pub mod records;
