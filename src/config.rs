@@ -76,6 +76,9 @@ pub struct Settings {
     pub hl7_a08_window_secs: u64,
     /// Handoffs: deadlines per kind, escalation targets, the sweep (docs/accountability.md).
     pub handoffs: crate::handoffs::HandoffSettings,
+    /// API clients and their bearer tokens' SHA-256 (src/auth.rs). None: the API is
+    /// open (no token asked; reads neither consent-checked nor audited).
+    pub clients: Vec<crate::auth::ClientConfig>,
 }
 
 impl Default for Settings {
@@ -108,6 +111,7 @@ impl Default for Settings {
             mllp_idle_timeout_secs: 300,
             hl7_a08_window_secs: 60,
             handoffs: Default::default(),
+            clients: Vec::new(),
         }
     }
 }
@@ -231,6 +235,7 @@ impl Settings {
             }
         }
         crate::handoffs::Policy::from_settings(&self.handoffs).map_err(anyhow::Error::msg)?;
+        crate::auth::Clients::from_config(&self.clients).map_err(anyhow::Error::msg)?;
         if let Some(base) = &self.public_base_url {
             url::Url::parse(base)
                 .with_context(|| format!("public_base_url '{base}' is not a URL"))?;
@@ -369,6 +374,25 @@ mod tests {
         std::fs::write(&f, "[consent_default_by_purpose]\nHOPERAT = \"maybe\"\n").unwrap();
         let err = Settings::load(Some(&f), &Overrides::default()).unwrap_err();
         assert!(format!("{err:#}").contains("HOPERAT"), "{err:#}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn clients_come_from_the_file_and_a_bad_one_stops_the_start() {
+        let dir = std::env::temp_dir().join(format!("handoff-cfg-c-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        let hash = crate::auth::token_sha256("t");
+        let text = format!(
+            "[[clients]]\nname = \"pcp\"\ntoken_sha256 = \"{hash}\"\naccess = \"recipient\"\nactor = [\"Practitioner/p\"]\n"
+        );
+        std::fs::write(&f, &text).unwrap();
+        let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
+        let clients = crate::auth::Clients::from_config(&s.clients).unwrap();
+        assert_eq!(clients.authenticate("t").unwrap().client, "pcp");
+        std::fs::write(&f, text.replace("recipient", "everything")).unwrap();
+        let err = Settings::load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("access must be"), "{err:#}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -4,6 +4,7 @@
 //! - [`config`]: typed settings; [`telemetry`]: logging without patient data.
 //! - [`startup`]: builds the application (store, HTTP server) and runs it.
 //! - [`api`]: thin actix-web handlers for the FHIR REST API.
+//! - [`auth`]: API clients, their bearer tokens and what each may see.
 //! - [`fhir`]: the FHIR R4 boundary: formats, validation, OperationOutcome, search.
 //! - [`records`]: coordination records (referral, transition, care plan, consent)
 //!   and their translation to and from FHIR.
@@ -19,6 +20,7 @@
 //! - [`bench`]: the `handoff bench` load generator.
 
 pub mod api;
+pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod consent;

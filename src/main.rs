@@ -76,9 +76,20 @@ enum Command {
     /// MLLP and prints each ACK.
     #[command(subcommand)]
     Hl7(Hl7Command),
+    /// API clients: `client token` prints a new bearer token and the `token_sha256`
+    /// line for its `[[clients]]` entry (docs/consent.md, "Reads").
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Measure create throughput and latency against both stores; `bench deliveries`:
     /// notification delivery to local subscribers (see README).
     Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// A new random bearer token (give it to the client) and its SHA-256 (put it in
+    /// the settings; the gateway never stores the token itself).
+    Token,
 }
 
 #[derive(Subcommand)]
@@ -212,6 +223,12 @@ async fn main() -> anyhow::Result<()> {
             if !consent_check(&settings, c).await? {
                 std::process::exit(1);
             }
+        }
+        Command::Client(ClientCommand::Token) => {
+            let token =
+                handoff::auth::new_token().map_err(|e| anyhow::anyhow!("no random token: {e}"))?;
+            println!("token = {token}");
+            println!("token_sha256 = \"{}\"", handoff::auth::token_sha256(&token));
         }
         Command::Hl7(Hl7Command::Send { file, to }) => {
             handoff::hl7::send::send_file(&file, &to).await?

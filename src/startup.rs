@@ -25,6 +25,8 @@ pub struct AppState {
     pub endpoint_policy: EndpointPolicy,
     /// This process's name as a holder of the store's leases (the deadline sweep).
     pub instance: String,
+    /// The API clients (none: the API is open).
+    pub clients: crate::auth::Clients,
 }
 
 fn endpoint_policy(settings: &Settings) -> EndpointPolicy {
@@ -201,21 +203,31 @@ impl Application {
         } else {
             settings.http_workers
         };
+        let clients =
+            crate::auth::Clients::from_config(&settings.clients).map_err(anyhow::Error::msg)?;
+        if clients.is_open() {
+            tracing::warn!("no API clients are configured: the API is open, reads are neither consent-checked nor audited (docs/consent.md)");
+        }
         let state = web::Data::new(AppState {
+            clients,
             store: store.clone(),
             endpoint_policy: endpoint_policy(&settings),
             instance,
             settings,
             profiles,
         });
-        let server =
-            HttpServer::new(move || App::new().app_data(state.clone()).configure(api::routes))
-                .listen(listener)?
-                .workers(workers)
-                .disable_signals()
-                .shutdown_timeout(10)
-                .keep_alive(Duration::from_secs(75))
-                .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(api::auth::authenticate))
+                .configure(api::routes)
+        })
+        .listen(listener)?
+        .workers(workers)
+        .disable_signals()
+        .shutdown_timeout(10)
+        .keep_alive(Duration::from_secs(75))
+        .run();
         Ok(Application {
             port,
             server,

@@ -1,93 +1,275 @@
-//! The read hook of consent enforcement (issue #5, docs/consent.md "Reads"). There is
-//! no authentication yet, so no request carries a caller and nothing is enforced on
-//! reads: read and search call [`check_read`] with `None`, which lets everything
-//! through. Once authentication lands, the authenticated client's identity becomes a
-//! [`Caller`] and the same call decides each resource about a patient as a
-//! disclosure to that caller.
+//! Consent on reads (issue #5, docs/consent.md "Reads"). Every handler that answers
+//! with stored resources passes them through [`disclose`] with the request's caller
+//! (src/auth.rs). With no caller (an open API) they pass unchecked. For an
+//! authenticated caller, the resources about each patient are decided together, as a
+//! notification to that caller would be (a recipient client), or let through (a
+//! full-access client); then one AuditEvent per patient is written, and only once it
+//! is committed does the response go out: nothing is read that is not in the ledger.
+
+use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
+use serde_json::Value;
 
 use super::error::ApiError;
-use crate::consent::Decision;
+use crate::auth::{Access, Caller};
+use crate::consent::ledger::{self, ReadAccess};
+use crate::consent::{Decision, Outcome};
 use crate::fhir::outcome::IssueCode;
-use crate::fhir::search::dates;
+use crate::fhir::search::{dates, index_entries, IndexValue};
 use crate::startup::AppState;
-use crate::store::disclosure::{self, Question};
-use crate::store::StoredResource;
-use crate::topics::subscription::RecipientSpec;
+use crate::store::disclosure::{self, Item};
+use crate::store::{StoredResource, WriteOp};
+use crate::topics::subscription::{recipient, RecipientSpec};
 
-/// Who reads: every reference the caller answers to, the roles it reads in and the
-/// purpose of use. Nothing builds one yet (no authentication).
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub recipient: RecipientSpec,
+/// The FHIR restful-interaction a read is, for the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interaction {
+    Read,
+    Vread,
+    HistoryInstance,
+    HistoryType,
+    SearchType,
+    Batch,
+    Operation,
 }
 
-/// The resources `caller` may see, in order. `None` (every request today): all of
-/// them, unchecked.
-pub async fn check_read(
-    state: &AppState,
-    caller: Option<&Caller>,
-    items: Vec<StoredResource>,
-) -> Result<Vec<StoredResource>, ApiError> {
-    let Some(caller) = caller else {
-        return Ok(items);
-    };
-    let policy = state.settings.consent_policy();
-    let at = dates::format_instant(dates::now_micros());
-    let mut allowed = Vec::with_capacity(items.len());
-    for s in items {
-        let Some(patient) = s.json().as_ref().and_then(patient_of) else {
-            allowed.push(s);
-            continue;
-        };
-        let q = Question {
-            patient,
-            recipient: caller.recipient.clone(),
-            data: vec![s.reference()],
-            at: at.clone(),
-        };
-        if disclosure::evaluate(&*state.store, &q, &policy)
-            .await?
-            .decision
-            == Decision::Permit
-        {
-            allowed.push(s);
+impl Interaction {
+    fn code(self) -> &'static str {
+        match self {
+            Interaction::Read => "read",
+            Interaction::Vread => "vread",
+            Interaction::HistoryInstance => "history-instance",
+            Interaction::HistoryType => "history-type",
+            Interaction::SearchType => "search-type",
+            Interaction::Batch => "batch",
+            Interaction::Operation => "operation",
         }
     }
-    Ok(allowed)
+}
+
+/// The resources `caller` may see, in their order, after the ledger has recorded the
+/// read; `withheld` counts those left out.
+#[derive(Debug)]
+pub struct Disclosed {
+    pub items: Vec<StoredResource>,
+    pub withheld: usize,
+}
+
+pub async fn disclose(
+    state: &AppState,
+    caller: Option<&Caller>,
+    how: Interaction,
+    items: Vec<StoredResource>,
+) -> Result<Disclosed, ApiError> {
+    let Some(caller) = caller else {
+        return Ok(Disclosed { items, withheld: 0 });
+    };
+    let bodies: Vec<Option<Value>> = items.iter().map(StoredResource::json).collect();
+    let mut keep = vec![true; items.len()];
+    // Per patient: the indexes of its items.
+    let mut by_patient: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, (s, body)) in items.iter().zip(&bodies).enumerate() {
+        let Some(body) = body else { continue };
+        if let Access::Recipient(r) = &caller.access {
+            match s.rtype.as_str() {
+                // The ledger is the coordinators' (the routes refuse it too).
+                "AuditEvent" => keep[i] = false,
+                // Another party's subscription: its channel is not the caller's.
+                "Subscription" => keep[i] = names_recipient(body, r),
+                _ => {}
+            }
+        }
+        if let Some(p) = patient_of(&s.rtype, body) {
+            by_patient.entry(p).or_default().push(i);
+        }
+    }
+    let at_micros = dates::now_micros();
+    let at = dates::format_instant(at_micros);
+    let policy = state.settings.consent_policy();
+    let mut audit = Vec::with_capacity(by_patient.len());
+    for (patient, idx) in by_patient {
+        let refs: Vec<String> = idx.iter().map(|i| items[*i].reference()).collect();
+        let decision = match &caller.access {
+            Access::Full => None,
+            Access::Recipient(r) => {
+                let data: Vec<Item> = idx
+                    .iter()
+                    .map(|i| disclosure::item_of(&items[*i].reference(), bodies[*i].as_ref()))
+                    .collect();
+                let out =
+                    disclosure::evaluate_items(&*state.store, &patient, r, data, &at, &policy)
+                        .await?;
+                for (i, reference) in idx.iter().zip(&refs) {
+                    keep[*i] &= permits(&out, reference);
+                }
+                Some(out)
+            }
+        };
+        let (recipient, purpose) = match &caller.access {
+            Access::Full => (Vec::new(), crate::consent::TREATMENT.to_owned()),
+            Access::Recipient(r) => (r.references.clone(), r.purpose.clone()),
+        };
+        tracing::info!(client = %caller.client, patient = %patient, interaction = how.code(),
+            decision = ?decision.as_ref().map(|d| d.decision), "read ledger");
+        let mut unique = refs;
+        unique.dedup();
+        audit.push(ledger::read_event(
+            &ReadAccess {
+                patient,
+                client: caller.client.clone(),
+                recipient,
+                purpose,
+                interaction: how.code(),
+                items: unique,
+                decision,
+            },
+            at_micros,
+        ));
+    }
+    if !audit.is_empty() {
+        let ops = audit
+            .into_iter()
+            .map(|resource| WriteOp::Create {
+                resource,
+                if_none_exist: None,
+                full_url: None,
+            })
+            .collect();
+        state.store.commit(ops).await?;
+    }
+    let before = items.len();
+    let items: Vec<StoredResource> = items
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(s, k)| k.then_some(s))
+        .collect();
+    Ok(Disclosed {
+        withheld: before - items.len(),
+        items,
+    })
 }
 
 /// A read of one resource: 403 when the caller may not see it.
-pub async fn check_one(
+pub async fn disclose_one(
     state: &AppState,
     caller: Option<&Caller>,
+    how: Interaction,
     item: StoredResource,
 ) -> Result<StoredResource, ApiError> {
     let reference = item.reference();
-    check_read(state, caller, vec![item])
+    disclose(state, caller, how, vec![item])
         .await?
+        .items
         .pop()
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                IssueCode::Forbidden,
-                format!(
-                    "The patient's consent does not permit disclosing {reference} to the caller"
-                ),
-            )
-        })
+        .ok_or_else(|| forbidden(&reference))
 }
 
-/// The patient a resource is about: itself, or its `patient` / `subject` reference to
-/// a Patient.
-fn patient_of(v: &serde_json::Value) -> Option<String> {
-    if v["resourceType"] == "Patient" {
-        return v["id"].as_str().map(|id| format!("Patient/{id}"));
+pub fn forbidden(reference: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        IssueCode::Forbidden,
+        format!("{reference} may not be disclosed to this client: the patient's consent does not permit it, or it is not the client's to see"),
+    )
+}
+
+fn permits(out: &Outcome, reference: &str) -> bool {
+    out.decision == Decision::Permit && !out.excluded.iter().any(|x| x == reference)
+}
+
+/// Whether a Subscription names (one of) `r`'s references as its recipient.
+pub fn names_recipient(subscription: &Value, r: &RecipientSpec) -> bool {
+    let Some(root) = subscription.as_object() else {
+        return false;
+    };
+    recipient::read(root, &mut Vec::new())
+        .is_some_and(|spec| spec.references.iter().any(|x| r.references.contains(x)))
+}
+
+/// The patient a resource is about: a Patient itself, a Provenance's target Patient,
+/// otherwise the target of the type's `patient` search parameter.
+pub fn patient_of(rtype: &str, v: &Value) -> Option<String> {
+    match rtype {
+        "Patient" => v["id"].as_str().map(|id| format!("Patient/{id}")),
+        "AuditEvent" => None,
+        "Provenance" => v["target"]
+            .as_array()?
+            .iter()
+            .filter_map(|t| t["reference"].as_str())
+            .find(|r| r.starts_with("Patient/"))
+            .map(str::to_owned),
+        _ => index_entries(rtype, v)
+            .into_iter()
+            .filter(|e| e.param == "patient")
+            .find_map(|e| match e.value {
+                IndexValue::Ref(r) if r.starts_with("Patient/") => Some(r),
+                _ => None,
+            }),
     }
-    ["patient", "subject"]
-        .iter()
-        .filter_map(|k| v[*k]["reference"].as_str())
-        .find(|r| r.starts_with("Patient/"))
-        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_patient_of_each_kind_of_resource() {
+        let cases = [
+            ("Patient", json!({"id": "p"}), Some("Patient/p")),
+            (
+                "Task",
+                json!({"for": {"reference": "Patient/p"}}),
+                Some("Patient/p"),
+            ),
+            (
+                "Encounter",
+                json!({"subject": {"reference": "Patient/p"}}),
+                Some("Patient/p"),
+            ),
+            (
+                "Consent",
+                json!({"patient": {"reference": "Patient/p"}}),
+                Some("Patient/p"),
+            ),
+            (
+                "Provenance",
+                json!({"target": [{"reference": "Encounter/e"}, {"reference": "Patient/p"}]}),
+                Some("Patient/p"),
+            ),
+            (
+                "Encounter",
+                json!({"subject": {"reference": "Group/g"}}),
+                None,
+            ),
+            ("Organization", json!({"id": "o"}), None),
+            (
+                "AuditEvent",
+                json!({"entity": [{"what": {"reference": "Patient/p"}}]}),
+                None,
+            ),
+        ];
+        for (t, v, want) in cases {
+            assert_eq!(patient_of(t, &v).as_deref(), want, "{t} {v}");
+        }
+    }
+
+    #[test]
+    fn a_subscription_is_the_callers_when_it_names_one_of_its_references() {
+        let spec = RecipientSpec {
+            references: vec!["Organization/o".into(), "Practitioner/p".into()],
+            roles: Vec::new(),
+            purpose: "TREAT".into(),
+        };
+        let sub = |who: &str| {
+            json!({"resourceType": "Subscription", "extension": [{
+                "url": recipient::MANAGING_ENTITY_URL, "valueReference": {"reference": who}}]})
+        };
+        assert!(names_recipient(&sub("Practitioner/p"), &spec));
+        assert!(!names_recipient(&sub("Practitioner/other"), &spec));
+        assert!(!names_recipient(
+            &json!({"resourceType": "Subscription"}),
+            &spec
+        ));
+    }
 }

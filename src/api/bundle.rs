@@ -237,7 +237,9 @@ async fn transaction(
         }
     }
     for (k, op) in ops.iter().enumerate() {
-        if let Err(mut e) = super::subscriptions::check_write(state, op).await {
+        if let Err(mut e) =
+            super::subscriptions::check_write(state, ctx.caller.as_deref(), op).await
+        {
             let at = format!(
                 "Bundle.entry[{}].resource",
                 write_ix.get(k).copied().unwrap_or(k)
@@ -288,16 +290,18 @@ async fn batch(ctx: &Ctx, state: &State, entries: Vec<Value>) -> Result<HttpResp
             Ok(Action::Read { rtype, id, version }) => read_entry(ctx, state, &rtype, &id, version)
                 .await
                 .unwrap_or_else(|e| error_entry(ctx, e)),
-            Ok(Action::Write(op)) => match super::subscriptions::check_write(state, &op).await {
-                Err(err) => error_entry(ctx, err),
-                Ok(()) => match state.store.commit(vec![op]).await {
-                    Ok(mut o) => o
-                        .pop()
-                        .map(|o| outcome_entry(ctx, o))
-                        .unwrap_or(Value::Null),
-                    Err(err) => error_entry(ctx, err.into()),
-                },
-            },
+            Ok(Action::Write(op)) => {
+                match super::subscriptions::check_write(state, ctx.caller.as_deref(), &op).await {
+                    Err(err) => error_entry(ctx, err),
+                    Ok(()) => match state.store.commit(vec![op]).await {
+                        Ok(mut o) => o
+                            .pop()
+                            .map(|o| outcome_entry(ctx, o))
+                            .unwrap_or(Value::Null),
+                        Err(err) => error_entry(ctx, err.into()),
+                    },
+                }
+            }
         };
         out.push(entry);
     }
@@ -365,6 +369,13 @@ async fn read_entry(
         None => state.store.read(rtype, id).await?,
     }
     .ok_or_else(|| ApiError::not_found(format!("{rtype}/{id} is not known")))?;
+    let s = super::access::disclose_one(
+        state,
+        ctx.caller.as_deref(),
+        super::access::Interaction::Batch,
+        s,
+    )
+    .await?;
     if s.deleted {
         return Err(ApiError::new(
             StatusCode::GONE,

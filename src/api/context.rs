@@ -27,6 +27,8 @@ pub struct Ctx {
     pub lenient: bool,
     pub base: String,
     pub query: Vec<(String, String)>,
+    /// The authenticated client (src/auth.rs); None when the API is open.
+    pub caller: Option<std::sync::Arc<crate::auth::Caller>>,
 }
 
 impl Ctx {
@@ -57,6 +59,7 @@ impl Ctx {
             lenient: prefer.contains("handling=lenient"),
             base,
             query,
+            caller: super::auth::caller_of(req),
         };
         let requested = ctx
             .query

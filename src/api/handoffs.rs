@@ -65,7 +65,26 @@ async fn answer(
             Some(s) if !s.deleted => s,
             _ => return Err(ApiError::not_found(format!("Task/{id} is not stored"))),
         };
+        let current = super::access::disclose_one(
+            &state,
+            ctx.caller.as_deref(),
+            super::access::Interaction::Operation,
+            current,
+        )
+        .await?;
         let mut task = current.json().unwrap_or(Value::Null);
+        if let Some(r) = ctx.caller.as_deref().and_then(crate::auth::Caller::recipient) {
+            let owner_now = task["owner"]["reference"].as_str();
+            let owner_new = owner.as_ref().and_then(|o| o["reference"].as_str());
+            let mine = |o: Option<&str>| o.is_none_or(|o| r.references.iter().any(|x| x == o));
+            if !mine(owner_now) || !mine(owner_new) || owner_now.or(owner_new).is_none() {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    IssueCode::Forbidden,
+                    format!("A recipient client answers only the handoffs it owns (Task.owner one of {})", r.references.join(", ")),
+                ));
+            }
+        }
         let status = task["status"].as_str().unwrap_or("").to_owned();
         if !matches!(status.as_str(), "requested" | "received") {
             return Err(ApiError::new(

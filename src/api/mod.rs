@@ -2,6 +2,7 @@
 //! matches no route, or a route but not its method, still gets an OperationOutcome.
 
 pub mod access;
+pub mod auth;
 pub mod bundle;
 pub mod consent;
 pub mod context;

@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
+use super::access::{self, Interaction};
 use super::context::{header_str, resource_body, Ctx, Return};
 use super::error::ApiError;
 use crate::fhir::outcome::{operation_outcome, Issue, IssueCode};
@@ -183,18 +184,25 @@ fn conditional_query(rtype: &str, q: &str, what: &str) -> Result<SearchQuery, Ap
     query::parse(rtype, &pairs, false).map_err(ApiError::invalid)
 }
 
-async fn single(state: &AppState, ops: Vec<WriteOp>) -> Result<WriteOutcome, ApiError> {
+async fn single(ctx: &Ctx, state: &AppState, ops: Vec<WriteOp>) -> Result<WriteOutcome, ApiError> {
     for op in &ops {
-        super::subscriptions::check_write(state, op).await?;
+        super::subscriptions::check_write(state, ctx.caller.as_deref(), op).await?;
     }
     let mut out = state.store.commit(ops).await?;
-    out.pop().ok_or_else(|| {
-        ApiError::new(
+    match out.pop() {
+        // A conditional create's match is a read of a stored resource.
+        Some(WriteOutcome::Existing(s)) => {
+            access::disclose_one(state, ctx.caller.as_deref(), Interaction::SearchType, s)
+                .await
+                .map(WriteOutcome::Existing)
+        }
+        Some(o) => Ok(o),
+        None => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             IssueCode::Exception,
             "no outcome",
-        )
-    })
+        )),
+    }
 }
 
 pub async fn create(
@@ -214,6 +222,7 @@ pub async fn create(
             .map(|q| conditional_query(&rtype, q.trim_start_matches('?'), "If-None-Exist"))
             .transpose()?;
         let outcome = single(
+            &ctx,
             &state,
             vec![WriteOp::Create {
                 resource,
@@ -246,8 +255,7 @@ pub async fn read(
             .read(&rtype, &id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("{rtype}/{id} is not known")))?;
-        // Consent on reads: no caller identity until authentication exists (access.rs).
-        let s = super::access::check_one(&state, None, s).await?;
+        let s = access::disclose_one(&state, ctx.caller.as_deref(), Interaction::Read, s).await?;
         stored_response(&ctx, s)
     }
     .await;
@@ -272,6 +280,7 @@ pub async fn vread(
             .vread(&rtype, &id, version)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("{rtype}/{id} has no version {version}")))?;
+        let s = access::disclose_one(&state, ctx.caller.as_deref(), Interaction::Vread, s).await?;
         stored_response(&ctx, s)
     }
     .await;
@@ -339,6 +348,7 @@ pub async fn update(
         let if_match = if_match(&req)?;
         check_profiles(&state, &resource, &LocalRefs::new())?;
         let outcome = single(
+            &ctx,
             &state,
             vec![WriteOp::Update {
                 rtype,
@@ -370,6 +380,7 @@ pub async fn conditional_update(
         check_body_type(&resource, &rtype)?;
         check_profiles(&state, &resource, &LocalRefs::new())?;
         let outcome = single(
+            &ctx,
             &state,
             vec![WriteOp::ConditionalUpdate {
                 query,
@@ -396,6 +407,7 @@ pub async fn delete(
         check_id(&id)?;
         let if_match = if_match(&req)?;
         let outcome = single(
+            &ctx,
             &state,
             vec![WriteOp::Delete {
                 rtype,
@@ -420,7 +432,7 @@ pub async fn conditional_delete(
         let rtype = path.into_inner();
         check_type(&rtype)?;
         let query = conditional_query(&rtype, req.query_string(), "A conditional delete")?;
-        let outcome = single(&state, vec![WriteOp::ConditionalDelete { query }]).await?;
+        let outcome = single(&ctx, &state, vec![WriteOp::ConditionalDelete { query }]).await?;
         Ok(outcome_response(&ctx, outcome))
     }
     .await;

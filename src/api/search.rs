@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
+use super::access::{self, Interaction};
 use super::context::{parse_query, read_body, Ctx};
 use super::error::ApiError;
 use super::rest::{check_id, check_type, ctx_or_return, State};
@@ -60,14 +61,23 @@ async fn search(
 ) -> Result<HttpResponse, ApiError> {
     check_type(rtype)?;
     let q = query::parse(rtype, &pairs, ctx.lenient).map_err(ApiError::invalid)?;
-    let mut page = state.store.search(&q).await?;
-    // Consent on reads: no caller identity until authentication exists (access.rs).
-    page.items = super::access::check_read(state, None, page.items).await?;
-    let mut entries: Vec<Value> = page.items.iter().map(|s| entry(ctx, s, "match")).collect();
+    let page = state.store.search(&q).await?;
+    let matches = page.items.len();
+    let mut found = page.items;
     if !q.include.is_empty() {
-        let refs = include_refs(&q, &page.items);
-        for s in state.store.read_many(&refs).await? {
-            entries.push(entry(ctx, &s, "include"));
+        let refs = include_refs(&q, &found);
+        found.extend(state.store.read_many(&refs).await?);
+    }
+    // Consent on reads: each resource about a patient decided for the caller, and
+    // the read in the ledger, before anything is answered (access.rs).
+    let how = Interaction::SearchType;
+    let shown = access::disclose(state, ctx.caller.as_deref(), how, found.clone()).await?;
+    let mut entries: Vec<Value> = Vec::with_capacity(shown.items.len());
+    let mut shown_iter = shown.items.iter().peekable();
+    for (i, s) in found.iter().enumerate() {
+        if shown_iter.peek().is_some_and(|k| same(k, s)) {
+            shown_iter.next();
+            entries.push(entry(ctx, s, if i < matches { "match" } else { "include" }));
         }
     }
     if !q.ignored.is_empty() {
@@ -78,13 +88,20 @@ async fn search(
     let mut bundle = json!({
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": page.total,
         "link": links(ctx, &q, page.total),
     });
+    // A total counting what the caller may not see would tell of it.
+    if shown.withheld == 0 {
+        bundle["total"] = json!(page.total);
+    }
     if !entries.is_empty() {
         bundle["entry"] = Value::Array(entries);
     }
     Ok(ctx.resource(StatusCode::OK, &bundle))
+}
+
+fn same(a: &StoredResource, b: &StoredResource) -> bool {
+    a.rtype == b.rtype && a.id == b.id && a.version == b.version
 }
 
 fn entry(ctx: &Ctx, s: &StoredResource, mode: &str) -> Value {
@@ -223,8 +240,16 @@ async fn history(
         }
     }
     let page = state.store.history(&hq).await?;
-    let entries: Vec<Value> = page.items.iter().map(|s| history_entry(ctx, s)).collect();
-    let mut bundle = json!({"resourceType": "Bundle", "type": "history", "total": page.total});
+    let how = match (&hq.rtype, &hq.id) {
+        (_, Some(_)) => Interaction::HistoryInstance,
+        _ => Interaction::HistoryType,
+    };
+    let shown = access::disclose(state, ctx.caller.as_deref(), how, page.items).await?;
+    let entries: Vec<Value> = shown.items.iter().map(|s| history_entry(ctx, s)).collect();
+    let mut bundle = json!({"resourceType": "Bundle", "type": "history"});
+    if shown.withheld == 0 {
+        bundle["total"] = json!(page.total);
+    }
     if !entries.is_empty() {
         bundle["entry"] = Value::Array(entries);
     }

@@ -5,8 +5,10 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::access;
 use super::error::ApiError;
 use super::rest::{ctx_or_return, State};
+use crate::auth::Caller;
 use crate::fhir::outcome::IssueCode;
 use crate::fhir::search::params::is_read_only;
 use crate::notify::bundle::{self, Content, NotificationType, SubscriptionStatus};
@@ -15,6 +17,7 @@ use crate::notify::ssrf;
 use crate::notify::worker::item_of;
 use crate::startup::AppState;
 use crate::store::{WriteOp, WriteOutcome};
+use crate::topics::subscription::recipient;
 
 /// Most events one `$events` call returns.
 const MAX_EVENTS: i64 = 1000;
@@ -37,11 +40,27 @@ pub async fn status(req: HttpRequest, state: State) -> HttpResponse {
     let ctx = ctx_or_return!(req, state);
     let id = req.match_info().get("id").map(str::to_owned);
     let r = async {
-        let states = state.store.subscription_states(id.as_deref()).await?;
+        let mut states = state.store.subscription_states(id.as_deref()).await?;
         if let (Some(id), true) = (&id, states.is_empty()) {
             return Err(ApiError::not_found(format!(
                 "Subscription/{id} is not known"
             )));
+        }
+        if let Some(r) = ctx.caller.as_deref().and_then(Caller::recipient) {
+            let ids: Vec<String> = states
+                .iter()
+                .map(|s| format!("Subscription/{}", s.id))
+                .collect();
+            let subs = state.store.read_many(&ids).await?;
+            let mine = |sid: &str| {
+                subs.iter().any(|s| {
+                    s.id == sid && s.json().is_some_and(|v| access::names_recipient(&v, r))
+                })
+            };
+            states.retain(|s| mine(&s.id));
+            if let (Some(id), true) = (&id, states.is_empty()) {
+                return Err(access::forbidden(&format!("Subscription/{id}")));
+            }
         }
         Ok(ctx.resource(
             StatusCode::OK,
@@ -92,6 +111,16 @@ pub async fn events(req: HttpRequest, path: web::Path<String>, state: State) -> 
                 "Subscription/{id} is not known"
             )));
         };
+        if let Some(r) = ctx.caller.as_deref().and_then(Caller::recipient) {
+            let sub = state
+                .store
+                .read("Subscription", &id)
+                .await?
+                .and_then(|s| s.json());
+            if !sub.is_some_and(|v| access::names_recipient(&v, r)) {
+                return Err(access::forbidden(&format!("Subscription/{id}")));
+            }
+        }
         let content = content.unwrap_or(Content::IdOnly);
         let rows = state
             .store
@@ -101,13 +130,19 @@ pub async fn events(req: HttpRequest, path: web::Path<String>, state: State) -> 
         for (number, event) in &rows {
             items.push(item_of(&*state.store, event, *number, content).await?);
         }
+        let withheld = recheck(&state, ctx.caller.as_deref(), &items).await?;
         let st = statuses(std::slice::from_ref(sub)).remove(0);
-        let body = bundle::notification_bundle(
+        let mut body = bundle::notification_bundle(
             &ctx.base,
             &st,
             NotificationType::QueryEvent,
             content,
             &items,
+        );
+        crate::notify::withhold::apply(
+            &mut body,
+            &withheld,
+            "the patient's consent does not permit disclosing it to this client now",
         );
         tracing::info!(subscription = %id, events = items.len(), "$events");
         Ok(ctx.resource(StatusCode::OK, &body))
@@ -116,29 +151,65 @@ pub async fn events(req: HttpRequest, path: web::Path<String>, state: State) -> 
     ctx.finish(r)
 }
 
-/// Checks on a write before it reaches the store: topics (Basic) are read-only, and a
-/// Subscription's endpoint must be allowed (no loopback, private or link-local
-/// targets unless configured). The endpoint is checked here, outside the store's
-/// transaction, because it resolves the host name. Issue paths are relative to the
-/// resource (`Subscription.channel.endpoint`).
-pub async fn check_write(state: &AppState, op: &WriteOp) -> Result<(), ApiError> {
-    let resource = match op {
+/// `$events` answers an authenticated client with what it may see now: everything its
+/// events name is decided again (and the read is in the ledger). The references
+/// withheld.
+async fn recheck(
+    state: &AppState,
+    caller: Option<&Caller>,
+    items: &[bundle::EventItem],
+) -> Result<Vec<String>, ApiError> {
+    if caller.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut refs: Vec<String> = Vec::new();
+    for item in items {
+        for r in item.focus.iter().chain(&item.context) {
+            if !refs.contains(r) {
+                refs.push(r.clone());
+            }
+        }
+    }
+    let found = state.store.read_many(&refs).await?;
+    let shown = access::disclose(state, caller, access::Interaction::Operation, found).await?;
+    Ok(refs
+        .into_iter()
+        .filter(|r| !shown.items.iter().any(|s| s.reference() == *r))
+        .collect())
+}
+
+/// Checks on a write before it reaches the store: topics (Basic) are read-only, a
+/// recipient client writes only what [`RECIPIENT_WRITES`] lists (and only
+/// subscriptions naming it), and a Subscription's endpoint must be allowed (no
+/// loopback, private or link-local targets unless configured). The endpoint is
+/// checked here, outside the store's transaction, because it resolves the host name.
+/// Issue paths are relative to the resource (`Subscription.channel.endpoint`).
+pub async fn check_write(
+    state: &AppState,
+    caller: Option<&Caller>,
+    op: &WriteOp,
+) -> Result<(), ApiError> {
+    let (rtype, resource) = match op {
         WriteOp::Create { resource, .. }
         | WriteOp::Update { resource, .. }
-        | WriteOp::ConditionalUpdate { resource, .. } => resource,
-        WriteOp::Delete { rtype, .. } if is_read_only(rtype) => return Err(read_only(rtype)),
-        WriteOp::ConditionalDelete { query } if is_read_only(&query.rtype) => {
-            return Err(read_only(&query.rtype))
-        }
+        | WriteOp::ConditionalUpdate { resource, .. } => (
+            resource["resourceType"].as_str().unwrap_or(""),
+            Some(resource),
+        ),
+        WriteOp::Delete { rtype, .. } => (rtype.as_str(), None),
+        WriteOp::ConditionalDelete { query } => (query.rtype.as_str(), None),
         _ => return Ok(()),
     };
-    if let Some(rtype) = resource["resourceType"]
-        .as_str()
-        .filter(|t| is_read_only(t))
-    {
+    if is_read_only(rtype) {
         return Err(read_only(rtype));
     }
-    if resource["resourceType"] != "Subscription" || resource["status"] == "off" {
+    if let Some(r) = caller.and_then(Caller::recipient) {
+        check_recipient_write(r, rtype, resource)?;
+    }
+    let Some(resource) = resource else {
+        return Ok(());
+    };
+    if rtype != "Subscription" || resource["status"] == "off" {
         return Ok(());
     }
     let Some(endpoint) = resource["channel"]["endpoint"].as_str() else {
@@ -155,6 +226,60 @@ pub async fn check_write(state: &AppState, op: &WriteOp) -> Result<(), ApiError>
             )
             .at("Subscription.channel.endpoint")],
         })
+}
+
+/// What a recipient client (a receiving practice) writes: its answers to handoffs and
+/// referrals, what it found, and its own subscriptions. Patients, consent
+/// directives, encounters and the directory come from full-access clients: a
+/// recipient that could write them could grant itself disclosures (a Consent, a
+/// Patient naming it as PCP).
+pub const RECIPIENT_WRITES: [&str; 5] = [
+    "Task",
+    "ServiceRequest",
+    "CarePlan",
+    "Condition",
+    "Subscription",
+];
+
+fn check_recipient_write(
+    r: &crate::topics::subscription::RecipientSpec,
+    rtype: &str,
+    resource: Option<&serde_json::Value>,
+) -> Result<(), ApiError> {
+    if !RECIPIENT_WRITES.contains(&rtype) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            IssueCode::Forbidden,
+            format!(
+                "A recipient client may not write {rtype} (it writes {})",
+                RECIPIENT_WRITES.join(", ")
+            ),
+        ));
+    }
+    match resource {
+        Some(sub) if rtype == "Subscription" => {
+            let named = sub
+                .as_object()
+                .and_then(|root| recipient::read(root, &mut Vec::new()))
+                .map(|spec| spec.references)
+                .unwrap_or_default();
+            if named.is_empty() || named.iter().any(|n| !r.references.contains(n)) {
+                return Err(ApiError {
+                    status: StatusCode::FORBIDDEN,
+                    issues: vec![crate::fhir::outcome::Issue::error(
+                        IssueCode::Forbidden,
+                        format!(
+                            "A recipient client's subscription names it as the recipient (one or more of {}), and nobody else",
+                            r.references.join(", ")
+                        ),
+                    )
+                    .at("Subscription.extension")],
+                });
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn read_only(rtype: &str) -> ApiError {
@@ -244,7 +369,7 @@ pub async fn process_message(
                 if_match: None,
                 full_url: None,
             };
-            check_write(&state, &op).await?;
+            check_write(&state, ctx.caller.as_deref(), &op).await?;
             ops.push(op);
         }
         if !ops.is_empty() {

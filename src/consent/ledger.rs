@@ -86,30 +86,17 @@ pub fn disclosure_event(d: &Disclosure, result: &Effect, at: i64) -> Value {
             "requestor": false,
         }));
     }
-    agents.push(json!({
-        "type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
-        "who": {"display": "handoff gateway"},
-        "requestor": true,
-    }));
-    let mut entities = vec![json!({
-        "what": {"reference": d.patient},
-        "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
-        "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
-    })];
+    agents.push(gateway_agent(true));
+    let mut entities = vec![patient_entity(&d.patient)];
     for item in d.items.iter().filter(|i| **i != d.patient) {
         let withheld = d.decision.excluded.contains(item) || matches!(result, Effect::Denied);
-        entities.push(json!({
-            "what": {"reference": item},
-            "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
-            "description": if withheld { "withheld" } else { "sent" },
-        }));
+        entities.push(object_entity(
+            item,
+            if withheld { "withheld" } else { "sent" },
+        ));
     }
     if let Some(c) = &d.decision.consent {
-        entities.push(json!({
-            "what": {"reference": c},
-            "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
-            "description": "the Consent that decided",
-        }));
+        entities.push(object_entity(c, "the Consent that decided"));
     }
     let mut details = vec![
         json!({"type": "event", "valueString": d.event}),
@@ -148,6 +135,106 @@ pub fn disclosure_event(d: &Disclosure, result: &Effect, at: i64) -> Value {
     })
 }
 
+/// A read of a patient's data through the API by an authenticated client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadAccess {
+    /// `Patient/123`.
+    pub patient: String,
+    /// The client's registered name.
+    pub client: String,
+    /// The references a recipient client answers to (empty: a full-access client).
+    pub recipient: Vec<String>,
+    pub purpose: String,
+    /// The FHIR restful-interaction code (`read`, `search-type`, ...).
+    pub interaction: &'static str,
+    /// What the response would hold about the patient.
+    pub items: Vec<String>,
+    /// For a recipient: the decision (its `excluded` are withheld). None: a
+    /// full-access client's use, not decided.
+    pub decision: Option<Outcome>,
+}
+
+/// The AuditEvent for one read: a disclosure (type Export, in `$disclosures`) when
+/// the client is a recipient, a use (type rest) when it has full access.
+pub fn read_event(r: &ReadAccess, at: i64) -> Value {
+    let denied = r
+        .decision
+        .as_ref()
+        .is_some_and(|d| d.decision == Decision::Deny);
+    let withheld = |item: &String| {
+        denied
+            || r.decision
+                .as_ref()
+                .is_some_and(|d| d.excluded.contains(item))
+    };
+    let (kind, subtype, desc) = match &r.decision {
+        Some(d) if denied => (
+            json!({"system": DCM, "code": EXPORT, "display": "Export"}),
+            "read-denied",
+            format!("not disclosed: {}", d.reason),
+        ),
+        Some(d) => (
+            json!({"system": DCM, "code": EXPORT, "display": "Export"}),
+            "read-disclosure",
+            format!("disclosed: {}", d.reason),
+        ),
+        None => (
+            json!({"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "Restful Operation"}),
+            "read",
+            "read by a full-access client".to_owned(),
+        ),
+    };
+    let mut agents: Vec<Value> = r
+        .recipient
+        .iter()
+        .map(|who| {
+            json!({
+                "type": {"coding": [{"system": DCM, "code": "110152", "display": "Destination Role ID"}]},
+                "who": {"reference": who},
+                "altId": r.client,
+                "requestor": true,
+            })
+        })
+        .collect();
+    if agents.is_empty() {
+        agents.push(json!({
+            "who": {"display": format!("API client {}", r.client)},
+            "altId": r.client,
+            "requestor": true,
+        }));
+    }
+    agents.push(gateway_agent(false));
+    let mut entities = vec![patient_entity(&r.patient)];
+    for item in r.items.iter().filter(|i| **i != r.patient) {
+        entities.push(object_entity(
+            item,
+            if withheld(item) { "withheld" } else { "sent" },
+        ));
+    }
+    if let Some(c) = r.decision.as_ref().and_then(|d| d.consent.as_ref()) {
+        entities.push(object_entity(c, "the Consent that decided"));
+    }
+    json!({
+        "resourceType": "AuditEvent",
+        "type": kind,
+        "subtype": [
+            {"system": SUBTYPE_SYSTEM, "code": subtype},
+            {"system": "http://hl7.org/fhir/restful-interaction", "code": r.interaction},
+        ],
+        "action": "R",
+        "recorded": dates::format_instant(at),
+        "outcome": if denied { "4" } else { "0" },
+        "outcomeDesc": desc,
+        "purposeOfEvent": [{"coding": [{"system": ACT_REASON, "code": r.purpose}]}],
+        "agent": agents,
+        "source": {
+            "observer": {"display": "handoff gateway"},
+            "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type", "code": "4", "display": "Application Server"}],
+        },
+        "entity": entities,
+    })
+}
+
 /// The AuditEvent for a change of a consent directive (`consent`: `Consent/id`,
 /// `version`: the version written, `status`: its status now).
 pub fn consent_change_event(
@@ -159,11 +246,7 @@ pub fn consent_change_event(
 ) -> Value {
     let mut entities = Vec::new();
     if let Some(p) = patient {
-        entities.push(json!({
-            "what": {"reference": p},
-            "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
-            "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
-        }));
+        entities.push(patient_entity(p));
     }
     entities.push(json!({
         "what": {"reference": format!("{consent}/_history/{version}")},
@@ -184,6 +267,30 @@ pub fn consent_change_event(
         }],
         "source": {"observer": {"display": "handoff gateway"}},
         "entity": entities,
+    })
+}
+
+fn gateway_agent(requestor: bool) -> Value {
+    json!({
+        "type": {"coding": [{"system": DCM, "code": "110153", "display": "Source Role ID"}]},
+        "who": {"display": "handoff gateway"},
+        "requestor": requestor,
+    })
+}
+
+fn patient_entity(patient: &str) -> Value {
+    json!({
+        "what": {"reference": patient},
+        "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"},
+        "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
+    })
+}
+
+fn object_entity(what: &str, description: &str) -> Value {
+    json!({
+        "what": {"reference": what},
+        "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+        "description": description,
     })
 }
 

@@ -267,30 +267,6 @@ pub async fn evaluate(
     q: &Question,
     policy: &Policy,
 ) -> Result<Outcome, StoreError> {
-    let query = super::RecordQuery {
-        kind: RecordKind::Consent,
-        patient: Some(q.patient.clone()),
-        status: None,
-        limit: 10_000,
-        offset: 0,
-    };
-    let (rows, _) = store.records(&query).await?;
-    let consents = rows
-        .iter()
-        .filter_map(|b| match Record::parse(RecordKind::Consent, b) {
-            Ok(Record::Consent(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
-    let pcps = match q.patient.split_once('/') {
-        Some(("Patient", id)) => store
-            .read("Patient", id)
-            .await?
-            .and_then(|p| p.json())
-            .map(|p| pcps_of(&p))
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
     let stored: Vec<String> = q.data.iter().filter(|d| d.contains('/')).cloned().collect();
     let found = store.read_many(&stored).await?;
     let items = q
@@ -304,6 +280,43 @@ pub async fn evaluate(
             item_of(d, body.as_ref())
         })
         .collect();
+    evaluate_items(store, &q.patient, &q.recipient, items, &q.at, policy).await
+}
+
+/// Decide disclosing `items` (their labels already read) about `patient` to
+/// `recipient` at `at`, from the store as it is now: `$evaluate` and API reads.
+pub async fn evaluate_items(
+    store: &dyn super::Store,
+    patient: &str,
+    recipient: &RecipientSpec,
+    items: Vec<Item>,
+    at: &str,
+    policy: &Policy,
+) -> Result<Outcome, StoreError> {
+    let query = super::RecordQuery {
+        kind: RecordKind::Consent,
+        patient: Some(patient.to_owned()),
+        status: None,
+        limit: 10_000,
+        offset: 0,
+    };
+    let (rows, _) = store.records(&query).await?;
+    let consents = rows
+        .iter()
+        .filter_map(|b| match Record::parse(RecordKind::Consent, b) {
+            Ok(Record::Consent(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let pcps = match patient.split_once('/') {
+        Some(("Patient", id)) => store
+            .read("Patient", id)
+            .await?
+            .and_then(|p| p.json())
+            .map(|p| pcps_of(&p))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let facts = Facts {
         consents,
         pcps,
@@ -311,10 +324,10 @@ pub async fn evaluate(
     };
     Ok(decide(
         &facts,
-        &q.patient,
-        Some(&q.recipient),
-        &q.recipient.purpose,
-        &q.at,
+        patient,
+        Some(recipient),
+        &recipient.purpose,
+        at,
         policy,
     ))
 }

@@ -19,6 +19,7 @@ mod migrations;
 mod operations;
 mod process;
 mod profiles;
+mod reads;
 mod receiver;
 mod records;
 mod search;
