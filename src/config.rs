@@ -79,6 +79,9 @@ pub struct Settings {
     /// API clients and their bearer tokens' SHA-256 (src/auth.rs). None: the API is
     /// open (no token asked; reads neither consent-checked nor audited).
     pub clients: Vec<crate::auth::ClientConfig>,
+    /// With no clients, serve the API open on a non-loopback `http_addr` too (behind
+    /// an authenticating proxy). Without it such a start is refused.
+    pub open_api: bool,
 }
 
 impl Default for Settings {
@@ -112,6 +115,7 @@ impl Default for Settings {
             hl7_a08_window_secs: 60,
             handoffs: Default::default(),
             clients: Vec::new(),
+            open_api: false,
         }
     }
 }
@@ -156,6 +160,7 @@ pub struct Overrides {
     pub mllp_addr: Option<String>,
     /// Switch the MLLP listener off.
     pub no_mllp: bool,
+    pub open_api: bool,
 }
 
 impl Settings {
@@ -192,14 +197,26 @@ impl Settings {
         if overrides.no_mllp {
             s.mllp_enabled = false;
         }
+        if overrides.open_api {
+            s.open_api = true;
+        }
         s.validate()?;
         Ok(s)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        self.http_addr
+        let http = self
+            .http_addr
             .parse::<SocketAddr>()
             .with_context(|| format!("http_addr '{}' is not host:port", self.http_addr))?;
+        if self.clients.is_empty() && !self.open_api && !http.ip().is_loopback() {
+            bail!(
+                "http_addr {} is reachable from the network but no API clients are registered: \
+                 register [[clients]] (docs/consent.md, \"Reads\") or, behind a proxy that \
+                 authenticates, set open_api = true (--open-api)",
+                self.http_addr
+            );
+        }
         if self.mllp_enabled {
             self.mllp_addr
                 .parse::<SocketAddr>()
@@ -273,6 +290,10 @@ mod tests {
         let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/handoff.example.toml");
         let s = Settings::load(Some(&f), &Overrides::default()).unwrap();
         assert_eq!(s.http_addr, "0.0.0.0:8080");
+        assert!(
+            s.open_api,
+            "the example binds every address, so it says it is open"
+        );
         assert_eq!(s.log_format, "json");
     }
 
@@ -299,12 +320,16 @@ mod tests {
         assert_eq!(s.profiles_dir, Some(PathBuf::from("/etc/p")));
         let o = Overrides {
             profiles_dir: Some("here".into()),
+            open_api: true,
             ..Default::default()
         };
         assert_eq!(
             Settings::load(Some(&f), &o).unwrap().profiles_dir,
             Some(PathBuf::from("here"))
         );
+        // Every address, no clients, not said to be open: refused, saying why.
+        let err = Settings::load(Some(&f), &Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("no API clients"), "{err:#}");
         assert_eq!(Settings::default().profiles_dir, None);
     }
 

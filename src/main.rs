@@ -42,6 +42,11 @@ struct Cli {
     /// Do not run the MLLP listener.
     #[arg(long, global = true, env = "HANDOFF_NO_MLLP")]
     no_mllp: bool,
+    /// Serve the API without tokens on a non-loopback address (behind a proxy that
+    /// authenticates; docs/consent.md "Reads"). On loopback it is open anyway when no
+    /// clients are registered.
+    #[arg(long, global = true, env = "HANDOFF_OPEN_API")]
+    open_api: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -188,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
         consent_default: cli.consent_default,
         mllp_addr: cli.mllp_addr,
         no_mllp: cli.no_mllp,
+        open_api: cli.open_api,
     };
     let settings = Settings::load(cli.config.as_deref(), &overrides)?;
     telemetry::init(&settings.log_format);
