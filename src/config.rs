@@ -72,6 +72,12 @@ pub struct Settings {
     pub mllp_max_message_bytes: usize,
     /// An MLLP connection idle this long is closed (seconds).
     pub mllp_idle_timeout_secs: u64,
+    /// TLS on the MLLP listener: its certificate chain and key (PEM), both or neither.
+    pub mllp_tls_cert_file: Option<PathBuf>,
+    pub mllp_tls_key_file: Option<PathBuf>,
+    /// With TLS: only interface engines presenting a certificate this CA (PEM) signed
+    /// are served (mutual TLS).
+    pub mllp_tls_client_ca_file: Option<PathBuf>,
     /// Repeated A08s for one visit within this many seconds raise one EncounterUpdated.
     pub hl7_a08_window_secs: u64,
     /// Handoffs: deadlines per kind, escalation targets, the sweep (docs/accountability.md).
@@ -112,6 +118,9 @@ impl Default for Settings {
             mllp_max_connections: 64,
             mllp_max_message_bytes: 1024 * 1024,
             mllp_idle_timeout_secs: 300,
+            mllp_tls_cert_file: None,
+            mllp_tls_key_file: None,
+            mllp_tls_client_ca_file: None,
             hl7_a08_window_secs: 60,
             handoffs: Default::default(),
             clients: Vec::new(),
@@ -227,6 +236,12 @@ impl Settings {
             || self.mllp_idle_timeout_secs == 0
         {
             bail!("mllp_max_connections and mllp_idle_timeout_secs must be positive, mllp_max_message_bytes at least 1024");
+        }
+        if self.mllp_tls_cert_file.is_some() != self.mllp_tls_key_file.is_some() {
+            bail!("mllp_tls_cert_file and mllp_tls_key_file go together");
+        }
+        if self.mllp_tls_client_ca_file.is_some() && self.mllp_tls_cert_file.is_none() {
+            bail!("mllp_tls_client_ca_file needs TLS: mllp_tls_cert_file and mllp_tls_key_file");
         }
         if self.database_url.trim().is_empty() {
             bail!("database_url is empty");
@@ -419,5 +434,21 @@ mod tests {
         let err = Settings::load(Some(&f), &Overrides::default()).unwrap_err();
         assert!(format!("{err:#}").contains("access must be"), "{err:#}");
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn mllp_tls_files_go_together() {
+        let mut s = Settings {
+            mllp_tls_cert_file: Some("c.pem".into()),
+            ..Default::default()
+        };
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("go together"));
+        s.mllp_tls_cert_file = None;
+        s.mllp_tls_client_ca_file = Some("ca.pem".into());
+        assert!(s.validate().unwrap_err().to_string().contains("needs TLS"));
     }
 }

@@ -178,6 +178,15 @@ enum Hl7Command {
         /// HOST:PORT of the MLLP listener.
         #[arg(long)]
         to: String,
+        /// Connect over TLS, trusting this CA (PEM) for the listener's certificate.
+        #[arg(long)]
+        tls_ca: Option<PathBuf>,
+        /// A client certificate (PEM) to present, with --tls-key.
+        #[arg(long, requires = "tls_ca")]
+        tls_cert: Option<PathBuf>,
+        /// The client certificate's private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -236,8 +245,19 @@ async fn main() -> anyhow::Result<()> {
             println!("token = {token}");
             println!("token_sha256 = \"{}\"", handoff::auth::token_sha256(&token));
         }
-        Command::Hl7(Hl7Command::Send { file, to }) => {
-            handoff::hl7::send::send_file(&file, &to).await?
+        Command::Hl7(Hl7Command::Send {
+            file,
+            to,
+            tls_ca,
+            tls_cert,
+            tls_key,
+        }) => {
+            let tls = handoff::hl7::send::TlsOptions {
+                ca: tls_ca,
+                cert: tls_cert,
+                key: tls_key,
+            };
+            handoff::hl7::send::send_file(&file, &to, &tls).await?
         }
         Command::Validate { file, profile } => {
             // Notes go to stderr: stdout carries only the OperationOutcome.

@@ -96,16 +96,29 @@ async fn start_mllp(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Resul
         store,
         a08_window: Duration::from_secs(settings.hl7_a08_window_secs),
     };
+    let tls = match (&settings.mllp_tls_cert_file, &settings.mllp_tls_key_file) {
+        (Some(cert), Some(key)) => Some(
+            crate::hl7::tls::server_config(cert, key, settings.mllp_tls_client_ca_file.as_deref())
+                .context("the MLLP listener's TLS")?,
+        ),
+        _ => None,
+    };
     let ls = listener::ListenerSettings {
         max_connections: settings.mllp_max_connections,
         max_message_bytes: settings.mllp_max_message_bytes,
         idle_timeout: Duration::from_secs(settings.mllp_idle_timeout_secs),
+        tls,
     };
     let l = listener::Listener::bind(&settings.mllp_addr, ls, ctx)
         .await
         .with_context(|| format!("binding the MLLP listener on {}", settings.mllp_addr))?;
     let port = l.port();
-    tracing::info!(port, "MLLP listening");
+    tracing::info!(
+        port,
+        tls = settings.mllp_tls_cert_file.is_some(),
+        client_certificates = settings.mllp_tls_client_ca_file.is_some(),
+        "MLLP listening"
+    );
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(l.run(rx, Duration::from_secs(10)));
     Ok(Some(Mllp { port, stop, task }))

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_util::codec::Framed;
 
@@ -22,7 +23,12 @@ pub struct ListenerSettings {
     pub max_connections: usize,
     pub max_message_bytes: usize,
     pub idle_timeout: Duration,
+    /// TLS on every connection (src/hl7/tls.rs); None: plain TCP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
+
+/// The longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Listener {
     listener: TcpListener,
@@ -68,7 +74,23 @@ impl Listener {
                     let (ctx, settings, stop) =
                         (self.ctx.clone(), self.settings.clone(), stop.clone());
                     tokio::spawn(async move {
-                        serve(stream, ctx, settings, stop).await;
+                        match settings.tls.clone() {
+                            None => serve(stream, ctx, settings, stop).await,
+                            Some(config) => {
+                                let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                                let shake = tokio::time::timeout(
+                                    HANDSHAKE_TIMEOUT,
+                                    acceptor.accept(stream),
+                                );
+                                match shake.await {
+                                    Ok(Ok(tls)) => serve(tls, ctx, settings, stop).await,
+                                    Ok(Err(e)) => {
+                                        tracing::info!(error = %e, "MLLP TLS handshake refused")
+                                    }
+                                    Err(_) => tracing::info!("MLLP TLS handshake timed out"),
+                                }
+                            }
+                        }
                         drop(permit);
                     });
                 }
@@ -86,8 +108,8 @@ impl Listener {
     }
 }
 
-async fn serve(
-    stream: TcpStream,
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
     ctx: Hl7Context,
     settings: ListenerSettings,
     mut stop: watch::Receiver<bool>,

@@ -5,7 +5,8 @@
 //!
 //! Layout: [`codec`] (MLLP framing), [`message`] (parsing, escapes), [`adt`] (the
 //! header and v2 data types), [`people`] and [`map`] (v2 -> FHIR), [`ack`], [`apply`]
-//! (one message in, one ACK out), [`listener`] (the TCP server), [`send`] (a sender).
+//! (one message in, one ACK out), [`listener`] (the TCP server), [`tls`] (its TLS),
+//! [`send`] (a sender).
 
 pub mod ack;
 pub mod adt;
@@ -18,3 +19,4 @@ pub mod people;
 pub mod send;
 #[cfg(test)]
 mod tests;
+pub mod tls;

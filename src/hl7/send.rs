@@ -1,10 +1,13 @@
 //! A small MLLP sender (`handoff hl7 send FILE --to HOST:PORT`), for demos and tests:
-//! one connection, each message framed, its ACK awaited before the next is sent.
+//! one connection (TLS when a CA is given), each message framed, its ACK awaited
+//! before the next is sent.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
@@ -31,19 +34,56 @@ pub fn split_messages(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// A connection, plain or TLS.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// TLS for the sender: the CA that signed the listener's certificate, and the
+/// client certificate and key when the listener asks for one.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
 pub struct Client {
-    framed: Framed<TcpStream, MllpCodec>,
+    framed: Framed<Box<dyn Io>, MllpCodec>,
     timeout: Duration,
 }
 
 impl Client {
     pub async fn connect(addr: &str) -> anyhow::Result<Client> {
+        Client::connect_with(addr, &TlsOptions::default()).await
+    }
+
+    /// Connect, over TLS when `tls.ca` is given.
+    pub async fn connect_with(addr: &str, tls: &TlsOptions) -> anyhow::Result<Client> {
         let stream = TcpStream::connect(addr)
             .await
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
+        let io: Box<dyn Io> = match &tls.ca {
+            None => Box::new(stream),
+            Some(ca) => {
+                let identity = match (&tls.cert, &tls.key) {
+                    (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+                    (None, None) => None,
+                    _ => bail!("a client certificate needs both --tls-cert and --tls-key"),
+                };
+                let config = super::tls::client_config(ca, identity)?;
+                let connector = tokio_rustls::TlsConnector::from(config);
+                let name = super::tls::server_name(addr)?;
+                Box::new(
+                    connector
+                        .connect(name, stream)
+                        .await
+                        .with_context(|| format!("TLS handshake with {addr}"))?,
+                )
+            }
+        };
         Ok(Client {
-            framed: Framed::new(stream, MllpCodec::new(16 * 1024 * 1024)),
+            framed: Framed::new(io, MllpCodec::new(16 * 1024 * 1024)),
             timeout: Duration::from_secs(30),
         })
     }
@@ -69,13 +109,13 @@ pub fn ack_code(ack: &str) -> Option<&str> {
 
 /// Send every message in `file` to `to`, printing each ACK; an error when any message
 /// was not accepted (AE or AR).
-pub async fn send_file(file: &std::path::Path, to: &str) -> anyhow::Result<()> {
+pub async fn send_file(file: &std::path::Path, to: &str, tls: &TlsOptions) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let messages = split_messages(&bytes);
     if messages.is_empty() {
         bail!("{} holds no HL7 message", file.display());
     }
-    let mut client = Client::connect(to).await?;
+    let mut client = Client::connect_with(to, tls).await?;
     let mut refused = 0;
     for m in &messages {
         let ack = client.send(m.as_bytes()).await?;

@@ -25,13 +25,13 @@ test_both!(
     garbage_and_truncated_frames,
 );
 
-fn fixture(name: &str) -> String {
+pub fn fixture(name: &str) -> String {
     let p = format!("{}/fixtures/hl7/{name}", env!("CARGO_MANIFEST_DIR"));
     String::from_utf8(std::fs::read(p).unwrap()).unwrap()
 }
 
 /// The A01 fixture as event `event` with control id `control`.
-fn a01_as(event: &str, control: &str) -> String {
+pub fn a01_as(event: &str, control: &str) -> String {
     fixture("a01-v23-lf.hl7")
         .replace("ADT^A01", &format!("ADT^{event}"))
         .replace("EVN|A01", &format!("EVN|{event}"))
@@ -48,16 +48,16 @@ async fn send(app: &TestApp, msg: &str) -> String {
     client(app).await.send(msg.as_bytes()).await.unwrap()
 }
 
-fn segment<'a>(ack: &'a str, id: &str) -> &'a str {
+pub fn segment<'a>(ack: &'a str, id: &str) -> &'a str {
     ack.split('\r').find(|s| s.starts_with(id)).unwrap_or("")
 }
 
-fn assert_aa(ack: &str, control: &str) {
+pub fn assert_aa(ack: &str, control: &str) {
     assert_eq!(segment(ack, "MSA"), format!("MSA|AA|{control}"), "{ack}");
 }
 
 /// The one Encounter with visit number V1001.
-async fn visit(app: &TestApp) -> Value {
+pub async fn visit(app: &TestApp) -> Value {
     let b = app.search("Encounter?identifier=V1001").await;
     assert_eq!(b["total"], 1, "{b}");
     b["entry"][0]["resource"].clone()

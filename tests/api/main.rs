@@ -14,6 +14,7 @@ mod examples;
 mod faults;
 mod handoff_support;
 mod hl7;
+mod hl7_tls;
 mod internal_api;
 mod migrations;
 mod operations;
