@@ -19,6 +19,7 @@ test_both!(
     an_adt_feed_is_stored_and_acked,
     a_discharge_reaches_the_pcp_and_its_cancellation_follows,
     a_resend_is_applied_once_and_answered_alike,
+    copies_racing_on_several_connections_are_applied_once,
     repeated_a08s_raise_one_change_event,
     a11_cancels_an_admission,
     malformed_messages_store_nothing,
@@ -273,6 +274,33 @@ async fn a_resend_is_applied_once_and_answered_alike(app: TestApp) {
     let ae = send(&app, &bad).await;
     assert_eq!(ack_code(&ae), Some("AE"));
     assert_eq!(send(&app, &bad).await, ae);
+}
+
+/// An interface engine that times out and resends on new connections while the first
+/// copy is still being applied: every copy gets the one ACK, the message is applied
+/// once (one version, one event, one Provenance).
+async fn copies_racing_on_several_connections_are_applied_once(app: TestApp) {
+    let msg = fixture("a01-v23-lf.hl7");
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        clients.push(client(&app).await);
+    }
+    let sends = clients.into_iter().map(|mut c| {
+        let m = msg.clone();
+        tokio::spawn(async move { c.send(m.as_bytes()).await.unwrap() })
+    });
+    let acks: Vec<String> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_aa(&acks[0], "MSG-A01-0001");
+    for a in &acks {
+        assert_eq!(a, &acks[0], "every copy gets the same ACK");
+    }
+    assert_eq!(visit(&app).await["meta"]["versionId"], "1");
+    assert_eq!(app.event_names().await, ["PatientAdmitted"]);
+    assert_eq!(app.count("Provenance").await, 1);
 }
 
 async fn repeated_a08s_raise_one_change_event(app: TestApp) {
