@@ -80,6 +80,9 @@ pub struct Settings {
     pub mllp_tls_client_ca_file: Option<PathBuf>,
     /// Repeated A08s for one visit within this many seconds raise one EncounterUpdated.
     pub hl7_a08_window_secs: u64,
+    /// How long a message's receipt (and its ACK) is kept to answer resends; older
+    /// ones are pruned, and a resend after that is applied anew.
+    pub hl7_receipt_retention_secs: u64,
     /// Handoffs: deadlines per kind, escalation targets, the sweep (docs/accountability.md).
     pub handoffs: crate::handoffs::HandoffSettings,
     /// API clients and their bearer tokens' SHA-256 (src/auth.rs). None: the API is
@@ -122,6 +125,7 @@ impl Default for Settings {
             mllp_tls_key_file: None,
             mllp_tls_client_ca_file: None,
             hl7_a08_window_secs: 60,
+            hl7_receipt_retention_secs: 7 * 24 * 3600,
             handoffs: Default::default(),
             clients: Vec::new(),
             open_api: false,
@@ -236,6 +240,9 @@ impl Settings {
             || self.mllp_idle_timeout_secs == 0
         {
             bail!("mllp_max_connections and mllp_idle_timeout_secs must be positive, mllp_max_message_bytes at least 1024");
+        }
+        if self.hl7_receipt_retention_secs == 0 {
+            bail!("hl7_receipt_retention_secs must be positive");
         }
         if self.mllp_tls_cert_file.is_some() != self.mllp_tls_key_file.is_some() {
             bail!("mllp_tls_cert_file and mllp_tls_key_file go together");

@@ -92,6 +92,7 @@ async fn start_mllp(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Resul
         return Ok(None);
     }
     use crate::hl7::{apply::Hl7Context, listener};
+    let ctx_store = store.clone();
     let ctx = Hl7Context {
         store,
         a08_window: Duration::from_secs(settings.hl7_a08_window_secs),
@@ -120,6 +121,12 @@ async fn start_mllp(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Resul
         "MLLP listening"
     );
     let (stop, rx) = tokio::sync::watch::channel(false);
+    let retention = Duration::from_secs(settings.hl7_receipt_retention_secs);
+    tokio::spawn(crate::hl7::apply::prune_receipts(
+        ctx_store,
+        retention,
+        rx.clone(),
+    ));
     let task = tokio::spawn(l.run(rx, Duration::from_secs(10)));
     Ok(Some(Mllp { port, stop, task }))
 }

@@ -349,7 +349,8 @@ fn outcome_entry(ctx: &Ctx, o: WriteOutcome) -> Value {
         WriteOutcome::Claimed(_)
         | WriteOutcome::Finished(_)
         | WriteOutcome::Queued(_)
-        | WriteOutcome::Swept(_) => error_entry(ctx, super::rest::internal_outcome()),
+        | WriteOutcome::Swept(_)
+        | WriteOutcome::Pruned(_) => error_entry(ctx, super::rest::internal_outcome()),
     }
 }
 

@@ -155,7 +155,8 @@ pub fn outcome_response(ctx: &Ctx, outcome: WriteOutcome) -> HttpResponse {
         WriteOutcome::Claimed(_)
         | WriteOutcome::Finished(_)
         | WriteOutcome::Queued(_)
-        | WriteOutcome::Swept(_) => ctx.error(internal_outcome()),
+        | WriteOutcome::Swept(_)
+        | WriteOutcome::Pruned(_) => ctx.error(internal_outcome()),
     }
 }
 

@@ -292,3 +292,45 @@ fn unavailable(to: &Answering, d: &Delimiters, e: StoreError) -> String {
     );
     ack::build(to, d, Err(&r), chrono::Utc::now())
 }
+
+/// Forget receipts older than `retention`, checking every quarter of it (at most
+/// hourly), until `stop` turns true. Several gateways on one store may all prune.
+pub async fn prune_receipts(
+    store: std::sync::Arc<dyn crate::store::Store>,
+    retention: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    const BATCH: i64 = 1000;
+    let every = (retention / 4).clamp(
+        std::time::Duration::from_millis(250),
+        std::time::Duration::from_secs(3600),
+    );
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let before = crate::fhir::search::dates::now_micros() - retention.as_micros() as i64;
+        loop {
+            let op = WriteOp::PruneHl7 {
+                before,
+                limit: BATCH,
+            };
+            match store.commit(vec![op]).await.map(|mut o| o.pop()) {
+                Ok(Some(crate::store::WriteOutcome::Pruned(n))) => {
+                    if n > 0 {
+                        tracing::info!(receipts = n, "HL7 receipts past retention pruned");
+                    }
+                    if (n as i64) < BATCH {
+                        break;
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning HL7 receipts failed; trying later");
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -111,6 +111,10 @@ pub async fn execute<T: Tx>(
             };
             return Ok(vec![internal::handoffs_op(tx, op, policy).await?]);
         }
+        [WriteOp::PruneHl7 { before, limit }] => {
+            let n = super::hl7::prune(tx, *before, *limit).await?;
+            return Ok(vec![WriteOutcome::Pruned(n)]);
+        }
         _ => {}
     }
     let many = ops.len() > 1;
@@ -140,7 +144,7 @@ pub async fn execute<T: Tx>(
         WriteOp::Delete { .. } | WriteOp::ConditionalDelete { .. } => 0,
         WriteOp::Create { .. } => 1,
         WriteOp::Update { .. } | WriteOp::ConditionalUpdate { .. } => 2,
-        WriteOp::Outbox(_) | WriteOp::Hl7(_) | WriteOp::Handoffs(_) => 3,
+        WriteOp::Outbox(_) | WriteOp::Hl7(_) | WriteOp::Handoffs(_) | WriteOp::PruneHl7 { .. } => 3,
     });
 
     // 1. Resolve every op to a plan; note the fullUrl -> Type/id mapping.
@@ -409,9 +413,9 @@ async fn plan<T: Tx>(tx: &mut T, op: WriteOp) -> Result<(Plan, Option<String>), 
             check_if_match(&rtype, &id, if_match, prior)?;
             (Plan::Delete { rtype, id, prior }, None)
         }
-        WriteOp::Outbox(_) | WriteOp::Handoffs(_) => {
+        WriteOp::Outbox(_) | WriteOp::Handoffs(_) | WriteOp::PruneHl7 { .. } => {
             return Err(StoreError::Conflict(
-                "outbox work cannot be part of a transaction".into(),
+                "server-internal work cannot be part of a transaction".into(),
             ))
         }
         WriteOp::Hl7(r) => (Plan::Hl7(Box::new(r)), None),

@@ -56,6 +56,19 @@ pub async fn save<T: Tx>(tx: &mut T, r: &Receipt, now: i64) -> Result<(), StoreE
     Ok(())
 }
 
+/// Forget at most `limit` receipts received before `before`: the number forgotten.
+pub async fn prune<T: Tx>(tx: &mut T, before: i64, limit: i64) -> Result<usize, StoreError> {
+    let rows = tx
+        .fetch_rows(&Sql::with(
+            "DELETE FROM hl7_messages WHERE (sender, control_id) IN \
+             (SELECT sender, control_id FROM hl7_messages WHERE received < $1 LIMIT $2) \
+             RETURNING sender",
+            vec![Bind::Int(before), Bind::Int(limit)],
+        ))
+        .await?;
+    Ok(rows.len())
+}
+
 /// Whether `event` was raised for the record since `since` (microseconds).
 pub async fn raised_since<T: Tx>(
     tx: &mut T,

@@ -94,6 +94,12 @@ pub enum WriteOp {
     Hl7(hl7::Receipt),
     /// Server-internal work on handoffs (the deadline sweep).
     Handoffs(HandoffOp),
+    /// Server-internal housekeeping: forget (at most `limit`) HL7 message receipts
+    /// received before `before` (microseconds); a resend after that is applied anew.
+    PruneHl7 {
+        before: i64,
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +153,8 @@ pub enum WriteOutcome {
     Finished(Option<&'static str>),
     /// A deadline sweep's outcome.
     Swept(handoffs::Swept),
+    /// Rows pruned.
+    Pruned(usize),
     /// Deleted; `version` is the tombstone's version, None when nothing existed.
     Deleted {
         rtype: String,
@@ -295,7 +303,9 @@ pub trait Store: Send + Sync + 'static {
 pub fn wakes_worker(ops: &[WriteOp]) -> bool {
     !matches!(
         ops,
-        [WriteOp::Outbox(OutboxOp::Claim { .. })] | [WriteOp::Outbox(OutboxOp::Heartbeats { .. })]
+        [WriteOp::Outbox(OutboxOp::Claim { .. })]
+            | [WriteOp::Outbox(OutboxOp::Heartbeats { .. })]
+            | [WriteOp::PruneHl7 { .. }]
     )
 }
 

@@ -303,6 +303,48 @@ async fn copies_racing_on_several_connections_are_applied_once(app: TestApp) {
     assert_eq!(app.count("Provenance").await, 1);
 }
 
+mod receipts_past_retention {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        if let Some(app) = spawn_with(Backend::Sqlite, |s| s.hl7_receipt_retention_secs = 1).await {
+            are_forgotten(app).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(app) = spawn_with(Backend::Postgres, |s| s.hl7_receipt_retention_secs = 1).await
+        {
+            are_forgotten(app).await;
+        }
+    }
+
+    /// A resend within the retention is answered from the receipt; once the receipt
+    /// is pruned, the same message is applied anew.
+    async fn are_forgotten(app: TestApp) {
+        let msg = fixture("a01-v23-lf.hl7");
+        let first = send(&app, &msg).await;
+        assert_aa(&first, "MSG-A01-0001");
+        assert_eq!(send(&app, &msg).await, first);
+        assert_eq!(visit(&app).await["meta"]["versionId"], "1");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let again = send(&app, &msg).await;
+            assert_aa(&again, "MSG-A01-0001");
+            if visit(&app).await["meta"]["versionId"] == "2" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the receipt was never pruned"
+            );
+        }
+    }
+}
+
 async fn repeated_a08s_raise_one_change_event(app: TestApp) {
     assert_aa(&send(&app, &a01_as("A01", "C-1")).await, "C-1");
     let mut c = client(&app).await;
