@@ -74,12 +74,18 @@ async fn load<T: Tx>(tx: &mut T, task_id: &str) -> Result<Option<Handoff>, Store
     Ok(tx.fetch_rows(&s).await?.first().and_then(|r| from_row(r)))
 }
 
-async fn exists_open<T: Tx>(tx: &mut T, focus: &str, kind: Kind) -> Result<bool, StoreError> {
+/// The Task id of the open handoff of `kind` about `focus`, if there is one.
+async fn open_task<T: Tx>(
+    tx: &mut T,
+    focus: &str,
+    kind: Kind,
+) -> Result<Option<String>, StoreError> {
     let s = Sql::with(
         "SELECT task_id FROM handoffs WHERE focus = $1 AND kind = $2 AND closed IS NULL",
         vec![t(focus), t(kind.as_str())],
     );
-    Ok(!tx.fetch_rows(&s).await?.is_empty())
+    let rows = tx.fetch_rows(&s).await?;
+    Ok(rows.first().and_then(|r| r[0].clone().into_text()))
 }
 
 async fn save<T: Tx>(tx: &mut T, h: &Handoff) -> Result<(), StoreError> {
@@ -221,12 +227,7 @@ async fn cancel_open<T: Tx>(
     reason: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    let s = Sql::with(
-        "SELECT task_id FROM handoffs WHERE focus = $1 AND kind = $2 AND closed IS NULL",
-        vec![t(focus), t(kind.as_str())],
-    );
-    let rows = tx.fetch_rows(&s).await?;
-    let Some(task_id) = rows.first().and_then(|r| r[0].clone().into_text()) else {
+    let Some(task_id) = open_task(tx, focus, kind).await? else {
         return Ok(());
     };
     let (Some(mut h), Some(task)) = (load(tx, &task_id).await?, tx.load("Task", &task_id).await?)
@@ -307,7 +308,7 @@ async fn open_discharge<T: Tx>(
 ) -> Result<(), StoreError> {
     let Some(id) = &tr.id else { return Ok(()) };
     let focus = format!("Encounter/{id}");
-    if exists_open(tx, &focus, kind).await? {
+    if open_task(tx, &focus, kind).await?.is_some() {
         return Ok(());
     }
     let patient = tr.patient.reference.clone();
@@ -379,7 +380,7 @@ async fn open_referral<T: Tx>(
 ) -> Result<(), StoreError> {
     let Some(id) = &r.id else { return Ok(()) };
     let focus = format!("ServiceRequest/{id}");
-    if exists_open(tx, &focus, Kind::Referral).await? {
+    if open_task(tx, &focus, Kind::Referral).await?.is_some() {
         return Ok(());
     }
     let mut h = new_handoff(
