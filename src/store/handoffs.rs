@@ -75,15 +75,16 @@ async fn load<T: Tx>(tx: &mut T, task_id: &str) -> Result<Option<Handoff>, Store
 }
 
 /// The Task id of the open handoff of `kind` about `focus`, if there is one.
+/// The open handoff on a focus (index `handoffs_focus`).
+pub(crate) const OPEN_ON_FOCUS: &str =
+    "SELECT task_id FROM handoffs WHERE focus = $1 AND kind = $2 AND closed IS NULL";
+
 async fn open_task<T: Tx>(
     tx: &mut T,
     focus: &str,
     kind: Kind,
 ) -> Result<Option<String>, StoreError> {
-    let s = Sql::with(
-        "SELECT task_id FROM handoffs WHERE focus = $1 AND kind = $2 AND closed IS NULL",
-        vec![t(focus), t(kind.as_str())],
-    );
+    let s = Sql::with(OPEN_ON_FOCUS, vec![t(focus), t(kind.as_str())]);
     let rows = tx.fetch_rows(&s).await?;
     Ok(rows.first().and_then(|r| r[0].clone().into_text()))
 }

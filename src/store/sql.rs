@@ -214,12 +214,12 @@ fn where_clause(sql: &mut Sql, q: &SearchQuery) {
     sql.push(" AND r.deleted = FALSE");
     for f in &q.filters {
         sql.push(" AND (");
-        filter(sql, f);
+        filter(sql, &q.rtype, f);
         sql.push(")");
     }
 }
 
-fn filter(sql: &mut Sql, f: &Filter) {
+fn filter(sql: &mut Sql, rtype: &str, f: &Filter) {
     for (i, cond) in f.any_of.iter().enumerate() {
         if i > 0 {
             sql.push(" OR ");
@@ -254,8 +254,7 @@ fn filter(sql: &mut Sql, f: &Filter) {
                 code,
                 negate,
             } => {
-                sql.push(if *negate { "NOT EXISTS" } else { "EXISTS" });
-                exists_head(sql, "search_token", f.param);
+                member_head(sql, *negate, "search_token", rtype, f.param);
                 match system.as_deref() {
                     None => {}
                     Some("") => {
@@ -271,8 +270,7 @@ fn filter(sql: &mut Sql, f: &Filter) {
                 sql.push(")");
             }
             Cond::Str { value, mode } => {
-                sql.push("EXISTS");
-                exists_head(sql, "search_string", f.param);
+                member_head(sql, false, "search_string", rtype, f.param);
                 match mode {
                     StrMode::Exact => sql.push(" AND s.exact = ").bind(Bind::Text(value.clone())),
                     StrMode::Prefix => sql
@@ -288,9 +286,7 @@ fn filter(sql: &mut Sql, f: &Filter) {
                 sql.push(")");
             }
             Cond::Date { prefix, lo, hi } => {
-                let negate = *prefix == Prefix::Ne;
-                sql.push(if negate { "NOT EXISTS" } else { "EXISTS" });
-                exists_head(sql, "search_date", f.param);
+                member_head(sql, *prefix == Prefix::Ne, "search_date", rtype, f.param);
                 let (lo, hi) = (Bind::Int(*lo), Bind::Int(*hi));
                 match prefix {
                     Prefix::Eq | Prefix::Ne => sql
@@ -306,8 +302,7 @@ fn filter(sql: &mut Sql, f: &Filter) {
                 sql.push(")");
             }
             Cond::Ref { target, any_type } => {
-                sql.push("EXISTS");
-                exists_head(sql, "search_ref", f.param);
+                member_head(sql, false, "search_ref", rtype, f.param);
                 if *any_type {
                     sql.push(" AND s.target LIKE ")
                         .bind(Bind::Text(format!("%/{}", like_escape(target))));
@@ -322,11 +317,24 @@ fn filter(sql: &mut Sql, f: &Filter) {
     }
 }
 
-fn exists_head(sql: &mut Sql, table: &str, param: &str) {
-    sql.push(" (SELECT 1 FROM ")
+/// `r.id [NOT] IN (SELECT s.rid FROM table s WHERE s.rtype = .. AND s.param = ..`,
+/// left open for the value's conditions and the closing parenthesis.
+///
+/// Not `EXISTS (... s.rid = r.id ...)`: SQLite runs a correlated EXISTS once per
+/// resource of the type, so every search (and every lookup inside a write, such as
+/// the Task whose focus is a referral) scanned the whole type; measured, creates/s
+/// fell with the number of Tasks stored. As an uncorrelated IN list, the subquery
+/// walks the value index (`search_*_value`: rtype, param, value) to the matching
+/// rows and the resources are then found by primary key. PostgreSQL plans both
+/// forms as a semi-join.
+fn member_head(sql: &mut Sql, negate: bool, table: &str, rtype: &str, param: &str) {
+    sql.push(if negate { "r.id NOT IN" } else { "r.id IN" })
+        .push(" (SELECT s.rid FROM ")
         .push(table)
-        .push(" s WHERE s.rtype = r.rtype AND s.rid = r.id AND s.param = ");
-    sql.bind(Bind::Text(param.to_owned()));
+        .push(" s WHERE s.rtype = ")
+        .bind(Bind::Text(rtype.to_owned()))
+        .push(" AND s.param = ")
+        .bind(Bind::Text(param.to_owned()));
 }
 
 fn like_escape(s: &str) -> String {
@@ -380,9 +388,75 @@ mod tests {
         )
         .unwrap();
         let s = search(&q);
-        assert_eq!(s.binds.len(), 1 + 2 + 4 + 2);
-        assert!(s.text.contains("$9"));
-        assert!(!s.text.contains("$10"));
+        // The type; per condition the type again, the param and the value; paging.
+        assert_eq!(s.binds.len(), 1 + 3 + 6 + 2);
+        assert!(s.text.contains("$12"));
+        assert!(!s.text.contains("$13"));
+    }
+
+    /// An in-memory database with every SQLite migration applied, in order.
+    fn sqlite_schema() -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        for m in [
+            include_str!("sqlite/migrations/0001_resources.sql"),
+            include_str!("sqlite/migrations/0002_cluster_search_rows.sql"),
+            include_str!("sqlite/migrations/0003_records.sql"),
+            include_str!("sqlite/migrations/0004_subscriptions.sql"),
+            include_str!("sqlite/migrations/0006_handoffs.sql"),
+            include_str!("sqlite/migrations/0007_hl7_messages.sql"),
+            include_str!("sqlite/migrations/0008_hl7_received_index.sql"),
+            include_str!("sqlite/migrations/0009_token_index_covers_system.sql"),
+            include_str!("sqlite/migrations/0010_handoffs_focus_index.sql"),
+        ] {
+            c.execute_batch(m).unwrap();
+        }
+        c
+    }
+
+    /// The plan SQLite chooses for `text` (unbound parameters are NULL: enough).
+    fn plan_of(c: &rusqlite::Connection, text: &str) -> String {
+        let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {text}")).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut plan = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            plan.push(r.get::<_, String>(3).unwrap());
+        }
+        plan.join("\n")
+    }
+
+    /// The plan SQLite chooses for a search, on the real schema.
+    fn sqlite_plan(rtype: &str, params: &[(&str, &str)]) -> String {
+        let params: Vec<_> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let q = query::parse(rtype, &params, false).unwrap();
+        plan_of(&sqlite_schema(), &find_ids(&q, 1).text)
+    }
+
+    #[test]
+    fn opening_a_handoff_finds_the_open_one_by_index() {
+        let plan = plan_of(&sqlite_schema(), crate::store::handoffs::OPEN_ON_FOCUS);
+        assert!(plan.contains("USING INDEX handoffs_focus"), "{plan}");
+    }
+
+    #[test]
+    fn a_search_by_value_walks_the_value_index_not_the_type() {
+        for (rtype, param, value, index) in [
+            ("Task", "focus", "ServiceRequest/1", "search_ref_value"),
+            ("Patient", "identifier", "urn:x|1", "search_token_value"),
+            ("Patient", "identifier", "1", "search_token_value"),
+            ("Encounter", "date", "2026-11-01", "search_date_value"),
+            ("Practitioner", "name", "smith", "search_string_value"),
+        ] {
+            let plan = sqlite_plan(rtype, &[(param, value)]);
+            assert!(plan.contains(index), "{rtype}?{param}: {plan}");
+            // The resources are found by their key, not by scanning the type.
+            assert!(
+                plan.contains("PRIMARY KEY (rtype=? AND id=?)"),
+                "{rtype}?{param}: {plan}"
+            );
+        }
     }
 
     #[test]
