@@ -7,6 +7,7 @@
 //! of them. A request that fails rolls back to its savepoint without touching the
 //! others. Reads use a separate pool and never wait for the writer (WAL readers).
 
+mod checkpoint;
 mod writer;
 
 use std::str::FromStr;
