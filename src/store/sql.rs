@@ -220,105 +220,136 @@ fn where_clause(sql: &mut Sql, q: &SearchQuery) {
 }
 
 fn filter(sql: &mut Sql, rtype: &str, f: &Filter) {
+    // Several values of one parameter (`status=requested,accepted`), none negated:
+    // one subquery with the values ORed inside it, so the value index serves them all
+    // (an OR of subqueries makes SQLite walk the type instead).
+    let first = f.any_of.first().and_then(table_of_cond);
+    let shared = f.any_of.len() > 1 && f.any_of.iter().all(|c| table_of_cond(c) == first);
+    if let (true, Some((table, false))) = (shared, first) {
+        member_head(sql, false, table, rtype, f.param);
+        sql.push(" AND (");
+        for (i, cond) in f.any_of.iter().enumerate() {
+            if i > 0 {
+                sql.push(" OR ");
+            }
+            sql.push("(");
+            value_cond(sql, cond);
+            sql.push(")");
+        }
+        sql.push("))");
+        return;
+    }
     for (i, cond) in f.any_of.iter().enumerate() {
         if i > 0 {
             sql.push(" OR ");
         }
-        match cond {
-            Cond::Id(id) => {
-                sql.push("r.id = ").bind(Bind::Text(id.clone()));
-            }
-            Cond::LastUpdated { prefix, lo, hi } => {
-                let (lo, hi) = (Bind::Int(*lo), Bind::Int(*hi));
-                match prefix {
-                    Prefix::Eq => sql
-                        .push("(r.last_updated >= ")
-                        .bind(lo)
-                        .push(" AND r.last_updated < ")
-                        .bind(hi)
-                        .push(")"),
-                    Prefix::Ne => sql
-                        .push("(r.last_updated < ")
-                        .bind(lo)
-                        .push(" OR r.last_updated >= ")
-                        .bind(hi)
-                        .push(")"),
-                    Prefix::Gt => sql.push("r.last_updated >= ").bind(hi),
-                    Prefix::Lt => sql.push("r.last_updated < ").bind(lo),
-                    Prefix::Ge => sql.push("r.last_updated >= ").bind(lo),
-                    Prefix::Le => sql.push("r.last_updated < ").bind(hi),
-                };
-            }
-            Cond::Token {
-                system,
-                code,
-                negate,
-            } => {
-                member_head(sql, *negate, "search_token", rtype, f.param);
-                match system.as_deref() {
-                    None => {}
-                    Some("") => {
-                        sql.push(" AND s.system IS NULL");
-                    }
-                    Some(s) => {
-                        sql.push(" AND s.system = ").bind(Bind::Text(s.to_owned()));
-                    }
-                }
-                if let Some(c) = code {
-                    sql.push(" AND s.code = ").bind(Bind::Text(c.clone()));
-                }
+        match table_of_cond(cond) {
+            Some((table, negate)) => {
+                member_head(sql, negate, table, rtype, f.param);
+                sql.push(" AND ");
+                value_cond(sql, cond);
                 sql.push(")");
             }
-            Cond::Str { value, mode } => {
-                member_head(sql, false, "search_string", rtype, f.param);
-                match mode {
-                    StrMode::Exact => sql.push(" AND s.exact = ").bind(Bind::Text(value.clone())),
-                    StrMode::Prefix => sql
-                        .push(" AND s.value LIKE ")
-                        .bind(Bind::Text(format!("{}%", like_escape(value)))),
-                    StrMode::Contains => sql
-                        .push(" AND s.value LIKE ")
-                        .bind(Bind::Text(format!("%{}%", like_escape(value)))),
-                };
-                if *mode != StrMode::Exact {
-                    sql.push(" ESCAPE '\\'");
+            None => value_cond(sql, cond),
+        }
+    }
+}
+
+/// The search table a condition reads, and whether it is negated (`:not`, `ne`);
+/// `None` for conditions on the resource row itself.
+fn table_of_cond(cond: &Cond) -> Option<(&'static str, bool)> {
+    match cond {
+        Cond::Id(_) | Cond::LastUpdated { .. } => None,
+        Cond::Token { negate, .. } => Some(("search_token", *negate)),
+        Cond::Str { .. } => Some(("search_string", false)),
+        Cond::Date { prefix, .. } => Some(("search_date", *prefix == Prefix::Ne)),
+        Cond::Ref { .. } => Some(("search_ref", false)),
+    }
+}
+
+/// The condition on the value: on `r` for `_id`/`_lastUpdated`, else on the search
+/// row `s` (inside the subquery [`member_head`] opens).
+fn value_cond(sql: &mut Sql, cond: &Cond) {
+    match cond {
+        Cond::Id(id) => {
+            sql.push("r.id = ").bind(Bind::Text(id.clone()));
+        }
+        Cond::LastUpdated { prefix, lo, hi } => {
+            let (lo, hi) = (Bind::Int(*lo), Bind::Int(*hi));
+            match prefix {
+                Prefix::Eq => sql
+                    .push("(r.last_updated >= ")
+                    .bind(lo)
+                    .push(" AND r.last_updated < ")
+                    .bind(hi)
+                    .push(")"),
+                Prefix::Ne => sql
+                    .push("(r.last_updated < ")
+                    .bind(lo)
+                    .push(" OR r.last_updated >= ")
+                    .bind(hi)
+                    .push(")"),
+                Prefix::Gt => sql.push("r.last_updated >= ").bind(hi),
+                Prefix::Lt => sql.push("r.last_updated < ").bind(lo),
+                Prefix::Ge => sql.push("r.last_updated >= ").bind(lo),
+                Prefix::Le => sql.push("r.last_updated < ").bind(hi),
+            };
+        }
+        Cond::Token { system, code, .. } => {
+            sql.push("TRUE");
+            match system.as_deref() {
+                None => {}
+                Some("") => {
+                    sql.push(" AND s.system IS NULL");
                 }
-                sql.push(")");
-            }
-            Cond::Date { prefix, lo, hi } => {
-                member_head(sql, *prefix == Prefix::Ne, "search_date", rtype, f.param);
-                let (lo, hi) = (Bind::Int(*lo), Bind::Int(*hi));
-                match prefix {
-                    Prefix::Eq | Prefix::Ne => sql
-                        .push(" AND s.lo >= ")
-                        .bind(lo)
-                        .push(" AND s.hi <= ")
-                        .bind(hi),
-                    Prefix::Gt => sql.push(" AND s.hi > ").bind(hi),
-                    Prefix::Lt => sql.push(" AND s.lo < ").bind(lo),
-                    Prefix::Ge => sql.push(" AND s.hi > ").bind(lo),
-                    Prefix::Le => sql.push(" AND s.lo < ").bind(hi),
-                };
-                sql.push(")");
-            }
-            Cond::Ref { target, any_type } => {
-                member_head(sql, false, "search_ref", rtype, f.param);
-                if *any_type {
-                    sql.push(" AND s.target LIKE ")
-                        .bind(Bind::Text(format!("%/{}", like_escape(target))));
-                    sql.push(" ESCAPE '\\'");
-                } else {
-                    sql.push(" AND s.target = ")
-                        .bind(Bind::Text(target.clone()));
+                Some(s) => {
+                    sql.push(" AND s.system = ").bind(Bind::Text(s.to_owned()));
                 }
-                sql.push(")");
+            }
+            if let Some(c) = code {
+                sql.push(" AND s.code = ").bind(Bind::Text(c.clone()));
+            }
+        }
+        Cond::Str { value, mode } => {
+            match mode {
+                StrMode::Exact => sql.push("s.exact = ").bind(Bind::Text(value.clone())),
+                StrMode::Prefix => sql
+                    .push("s.value LIKE ")
+                    .bind(Bind::Text(format!("{}%", like_escape(value)))),
+                StrMode::Contains => sql
+                    .push("s.value LIKE ")
+                    .bind(Bind::Text(format!("%{}%", like_escape(value)))),
+            };
+            if *mode != StrMode::Exact {
+                sql.push(" ESCAPE '\\'");
+            }
+        }
+        Cond::Date { prefix, lo, hi } => {
+            let (lo, hi) = (Bind::Int(*lo), Bind::Int(*hi));
+            match prefix {
+                Prefix::Eq | Prefix::Ne => {
+                    sql.push("s.lo >= ").bind(lo).push(" AND s.hi <= ").bind(hi)
+                }
+                Prefix::Gt => sql.push("s.hi > ").bind(hi),
+                Prefix::Lt => sql.push("s.lo < ").bind(lo),
+                Prefix::Ge => sql.push("s.hi > ").bind(lo),
+                Prefix::Le => sql.push("s.lo < ").bind(hi),
+            };
+        }
+        Cond::Ref { target, any_type } => {
+            if *any_type {
+                sql.push("s.target LIKE ")
+                    .bind(Bind::Text(format!("%/{}", like_escape(target))));
+                sql.push(" ESCAPE '\\'");
+            } else {
+                sql.push("s.target = ").bind(Bind::Text(target.clone()));
             }
         }
     }
 }
 
 /// `r.id [NOT] IN (SELECT s.rid FROM table s WHERE s.rtype = .. AND s.param = ..`,
-/// left open for the value's conditions and the closing parenthesis.
+/// left open for the value's condition and the closing parenthesis.
 ///
 /// Not `EXISTS (... s.rid = r.id ...)`: SQLite runs a correlated EXISTS once per
 /// resource of the type, so every search (and every lookup inside a write, such as
@@ -388,10 +419,11 @@ mod tests {
         )
         .unwrap();
         let s = search(&q);
-        // The type; per condition the type again, the param and the value; paging.
-        assert_eq!(s.binds.len(), 1 + 3 + 6 + 2);
-        assert!(s.text.contains("$12"));
-        assert!(!s.text.contains("$13"));
+        // The type; per parameter the type again and the param, then each value
+        // (the two statuses share one subquery); paging.
+        assert_eq!(s.binds.len(), 1 + (2 + 1) + (2 + 2) + 2);
+        assert!(s.text.contains("$10"));
+        assert!(!s.text.contains("$11"));
     }
 
     /// An in-memory database with every SQLite migration applied, in order.
@@ -446,6 +478,13 @@ mod tests {
             ("Task", "focus", "ServiceRequest/1", "search_ref_value"),
             ("Patient", "identifier", "urn:x|1", "search_token_value"),
             ("Patient", "identifier", "1", "search_token_value"),
+            ("Task", "status", "requested,accepted", "search_token_value"),
+            (
+                "Task",
+                "focus",
+                "ServiceRequest/1,ServiceRequest/2",
+                "search_ref_value",
+            ),
             ("Encounter", "date", "2026-11-01", "search_date_value"),
             ("Practitioner", "name", "smith", "search_string_value"),
         ] {

@@ -193,6 +193,15 @@ async fn encounter_and_task_parameters(app: TestApp) {
         .len(),
         0
     );
+    // Several values of one parameter (one subquery with the values ORed), with and
+    // without a system, and mixed with a value that matches nothing.
+    assert_eq!(
+        ids(&app
+            .search("Encounter?class=AMB,http://terminology.hl7.org/CodeSystem/v3-ActCode|IMP")
+            .await),
+        vec![e.clone()]
+    );
+    assert_eq!(ids(&app.search("Encounter?class=AMB,EMER").await).len(), 0);
     assert_eq!(
         ids(&app.search("Encounter?location=Location/ward-4").await),
         vec![e.clone()]
@@ -253,6 +262,14 @@ async fn encounter_and_task_parameters(app: TestApp) {
     );
     assert_eq!(
         ids(&app.search(&format!("Task?focus=ServiceRequest/{sr}")).await),
+        vec![t.clone()]
+    );
+    assert_eq!(
+        ids(&app
+            .search(&format!(
+                "Task?focus=ServiceRequest/none,ServiceRequest/{sr}"
+            ))
+            .await),
         vec![t.clone()]
     );
     assert_eq!(
