@@ -127,6 +127,64 @@ pub fn caller_of(req: &actix_web::HttpRequest) -> Option<std::sync::Arc<Caller>>
     req.extensions().get::<std::sync::Arc<Caller>>().cloned()
 }
 
+/// What a recipient client (a receiving practice) writes: its answers to handoffs and
+/// referrals, what it found, and its own subscriptions. Patients, consent
+/// directives, encounters and the directory come from full-access clients: a
+/// recipient that could write them could grant itself disclosures (a Consent, a
+/// Patient naming it as PCP).
+pub const RECIPIENT_WRITES: [&str; 5] = [
+    "Task",
+    "ServiceRequest",
+    "CarePlan",
+    "Condition",
+    "Subscription",
+];
+
+/// A recipient client's write: a type it may write, and a subscription naming it
+/// alone as the recipient.
+pub fn check_recipient_write(
+    r: &crate::topics::subscription::RecipientSpec,
+    rtype: &str,
+    resource: Option<&serde_json::Value>,
+) -> Result<(), ApiError> {
+    if !RECIPIENT_WRITES.contains(&rtype) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            IssueCode::Forbidden,
+            format!(
+                "A recipient client may not write {rtype} (it writes {})",
+                RECIPIENT_WRITES.join(", ")
+            ),
+        ));
+    }
+    match resource {
+        Some(sub) if rtype == "Subscription" => {
+            let named = sub
+                .as_object()
+                .and_then(|root| {
+                    crate::topics::subscription::recipient::read(root, &mut Vec::new())
+                })
+                .map(|spec| spec.references)
+                .unwrap_or_default();
+            if named.is_empty() || named.iter().any(|n| !r.references.contains(n)) {
+                return Err(ApiError {
+                    status: StatusCode::FORBIDDEN,
+                    issues: vec![crate::fhir::outcome::Issue::error(
+                        IssueCode::Forbidden,
+                        format!(
+                            "A recipient client's subscription names it as the recipient (one or more of {}), and nobody else",
+                            r.references.join(", ")
+                        ),
+                    )
+                    .at("Subscription.extension")],
+                });
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

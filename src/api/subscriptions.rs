@@ -17,7 +17,6 @@ use crate::notify::ssrf;
 use crate::notify::worker::item_of;
 use crate::startup::AppState;
 use crate::store::{WriteOp, WriteOutcome};
-use crate::topics::subscription::recipient;
 
 /// Most events one `$events` call returns.
 const MAX_EVENTS: i64 = 1000;
@@ -179,7 +178,7 @@ async fn recheck(
 }
 
 /// Checks on a write before it reaches the store: topics (Basic) are read-only, a
-/// recipient client writes only what [`RECIPIENT_WRITES`] lists (and only
+/// recipient client writes only what [`super::auth::RECIPIENT_WRITES`] lists (and only
 /// subscriptions naming it), and a Subscription's endpoint must be allowed (no
 /// loopback, private or link-local targets unless configured). The endpoint is
 /// checked here, outside the store's transaction, because it resolves the host name.
@@ -204,7 +203,7 @@ pub async fn check_write(
         return Err(read_only(rtype));
     }
     if let Some(r) = caller.and_then(Caller::recipient) {
-        check_recipient_write(r, rtype, resource)?;
+        super::auth::check_recipient_write(r, rtype, resource)?;
     }
     let Some(resource) = resource else {
         return Ok(());
@@ -226,60 +225,6 @@ pub async fn check_write(
             )
             .at("Subscription.channel.endpoint")],
         })
-}
-
-/// What a recipient client (a receiving practice) writes: its answers to handoffs and
-/// referrals, what it found, and its own subscriptions. Patients, consent
-/// directives, encounters and the directory come from full-access clients: a
-/// recipient that could write them could grant itself disclosures (a Consent, a
-/// Patient naming it as PCP).
-pub const RECIPIENT_WRITES: [&str; 5] = [
-    "Task",
-    "ServiceRequest",
-    "CarePlan",
-    "Condition",
-    "Subscription",
-];
-
-fn check_recipient_write(
-    r: &crate::topics::subscription::RecipientSpec,
-    rtype: &str,
-    resource: Option<&serde_json::Value>,
-) -> Result<(), ApiError> {
-    if !RECIPIENT_WRITES.contains(&rtype) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            IssueCode::Forbidden,
-            format!(
-                "A recipient client may not write {rtype} (it writes {})",
-                RECIPIENT_WRITES.join(", ")
-            ),
-        ));
-    }
-    match resource {
-        Some(sub) if rtype == "Subscription" => {
-            let named = sub
-                .as_object()
-                .and_then(|root| recipient::read(root, &mut Vec::new()))
-                .map(|spec| spec.references)
-                .unwrap_or_default();
-            if named.is_empty() || named.iter().any(|n| !r.references.contains(n)) {
-                return Err(ApiError {
-                    status: StatusCode::FORBIDDEN,
-                    issues: vec![crate::fhir::outcome::Issue::error(
-                        IssueCode::Forbidden,
-                        format!(
-                            "A recipient client's subscription names it as the recipient (one or more of {}), and nobody else",
-                            r.references.join(", ")
-                        ),
-                    )
-                    .at("Subscription.extension")],
-                });
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
 }
 
 fn read_only(rtype: &str) -> ApiError {
