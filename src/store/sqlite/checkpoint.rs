@@ -226,6 +226,8 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 1600);
+        drop(ck);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -238,6 +240,7 @@ mod tests {
             insert(&c, 2);
         }
         assert!(wal_len(&path) > 2000 * PAGE, "{}", wal_len(&path));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -263,5 +266,6 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(rows, 5);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
