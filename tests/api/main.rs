@@ -24,6 +24,7 @@ mod reads;
 mod receiver;
 mod records;
 mod search;
+mod search_mechanics;
 mod subscriptions;
 mod tls;
 mod xml;

@@ -1,0 +1,221 @@
+//! Search mechanics: `_id`, `_lastUpdated`, paging with next links, `_sort`,
+//! `_include`, unknown parameters (strict and lenient), and the index following
+//! updates and deletes.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_outcome, ids, TestApp};
+use crate::search::{referral, s, seed_people};
+use crate::test_both;
+
+test_both!(
+    last_updated_and_id,
+    paging_and_sort,
+    include_patient,
+    unknown_parameters,
+    index_follows_updates_and_deletes,
+);
+
+async fn last_updated_and_id(app: TestApp) {
+    let a = app
+        .create(&json!({"resourceType": "Organization", "name": "A"}))
+        .await;
+    let stamp = s(&a["meta"]["lastUpdated"]);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let b = app
+        .create(&json!({"resourceType": "Organization", "name": "B"}))
+        .await;
+    let (a, b) = (s(&a["id"]), s(&b["id"]));
+    assert_eq!(
+        ids(&app.search(&format!("Organization?_id={a}")).await),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        ids(&app.search(&format!("Organization?_id={a},{b}")).await).len(),
+        2
+    );
+    let enc = |v: &str| v.replace('+', "%2B").replace(':', "%3A");
+    assert_eq!(
+        ids(&app
+            .search(&format!("Organization?_lastUpdated=gt{}", enc(&stamp)))
+            .await),
+        vec![b.clone()]
+    );
+    assert_eq!(
+        ids(&app
+            .search(&format!("Organization?_lastUpdated=le{}", enc(&stamp)))
+            .await),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        ids(&app
+            .search(&format!("Organization?_lastUpdated=lt{}", enc(&stamp)))
+            .await)
+        .len(),
+        0
+    );
+    assert_eq!(
+        ids(&app
+            .search(&format!("Organization?_lastUpdated=ge{}", enc(&stamp)))
+            .await)
+        .len(),
+        2
+    );
+    assert_eq!(
+        ids(&app
+            .search("Organization?_lastUpdated=ge2000-01-01&_lastUpdated=le2999")
+            .await)
+        .len(),
+        2
+    );
+}
+
+async fn paging_and_sort(app: TestApp) {
+    let mut created = Vec::new();
+    for i in 0..7 {
+        created.push(s(&app
+            .create(&json!({"resourceType": "Organization", "name": format!("Org {i}")}))
+            .await["id"]));
+    }
+    // Follow next links to the end: every resource exactly once, in order.
+    let mut seen = Vec::new();
+    let mut url = app.url("Organization?_count=3");
+    loop {
+        let page: Value = app
+            .client
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["total"], 7);
+        seen.extend(ids(&page));
+        match page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+        {
+            Some(next) => url = s(&next["url"]),
+            None => break,
+        }
+    }
+    assert_eq!(seen, created);
+    let newest_first = ids(&app
+        .search("Organization?_sort=-_lastUpdated&_count=100")
+        .await);
+    let mut reversed = created.clone();
+    reversed.reverse();
+    assert_eq!(newest_first, reversed);
+    assert_eq!(app.search("Organization?_count=0").await["total"], 7);
+    assert_outcome(
+        app.get("Organization?_sort=name").await,
+        400,
+        "not-supported",
+        None,
+    )
+    .await;
+    assert_outcome(
+        app.get("Organization?_count=many").await,
+        400,
+        "value",
+        None,
+    )
+    .await;
+}
+
+async fn include_patient(app: TestApp) {
+    let (p, dr, org) = seed_people(&app).await;
+    app.create(&referral(&p, &dr, &org, "active", "2026-11-01"))
+        .await;
+    app.create(&referral(&p, &dr, &org, "draft", "2026-11-02"))
+        .await;
+    let b = app
+        .search("ServiceRequest?_include=ServiceRequest:patient")
+        .await;
+    let entries = b["entry"].as_array().unwrap();
+    let included: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["search"]["mode"] == "include")
+        .collect();
+    assert_eq!(included.len(), 1, "the shared patient is included once");
+    assert_eq!(included[0]["resource"]["id"], json!(p));
+    assert_eq!(b["total"], 2, "total counts matches only");
+    assert_outcome(
+        app.get("ServiceRequest?_include=ServiceRequest:status")
+            .await,
+        400,
+        "not-supported",
+        None,
+    )
+    .await;
+}
+
+async fn unknown_parameters(app: TestApp) {
+    let r = app.get("Encounter?colour=blue").await;
+    assert_outcome(r, 400, "not-supported", Some("Encounter?colour")).await;
+    let r = app
+        .client
+        .get(app.url("Encounter?colour=blue"))
+        .header("Prefer", "handling=lenient")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.unwrap();
+    let outcome = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["search"]["mode"] == "outcome")
+        .unwrap();
+    assert_eq!(outcome["resource"]["issue"][0]["severity"], "warning");
+    assert_outcome(
+        app.get("Encounter?date=ge2026-02-30").await,
+        400,
+        "value",
+        None,
+    )
+    .await;
+    assert_outcome(
+        app.get("Encounter?status:fuzzy=x").await,
+        400,
+        "not-supported",
+        None,
+    )
+    .await;
+}
+
+async fn index_follows_updates_and_deletes(app: TestApp) {
+    let (p, dr, org) = seed_people(&app).await;
+    let mut sr = app
+        .create(&referral(&p, &dr, &org, "active", "2026-11-01"))
+        .await;
+    let id = s(&sr["id"]);
+    sr["status"] = json!("completed");
+    assert_eq!(
+        app.put_json(&format!("ServiceRequest/{id}"), &sr)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        ids(&app.search("ServiceRequest?status=active").await).len(),
+        0
+    );
+    assert_eq!(
+        ids(&app.search("ServiceRequest?status=completed").await),
+        vec![id.clone()]
+    );
+    app.client
+        .delete(app.url(&format!("ServiceRequest/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&app.search("ServiceRequest?status=completed").await).len(),
+        0
+    );
+}
