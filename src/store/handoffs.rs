@@ -74,11 +74,11 @@ async fn load<T: Tx>(tx: &mut T, task_id: &str) -> Result<Option<Handoff>, Store
     Ok(tx.fetch_rows(&s).await?.first().and_then(|r| from_row(r)))
 }
 
-/// The Task id of the open handoff of `kind` about `focus`, if there is one.
 /// The open handoff on a focus (index `handoffs_focus`).
 pub(crate) const OPEN_ON_FOCUS: &str =
     "SELECT task_id FROM handoffs WHERE focus = $1 AND kind = $2 AND closed IS NULL";
 
+/// The Task id of the open handoff of `kind` about `focus`, if there is one.
 async fn open_task<T: Tx>(
     tx: &mut T,
     focus: &str,

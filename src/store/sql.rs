@@ -220,24 +220,25 @@ fn where_clause(sql: &mut Sql, q: &SearchQuery) {
 }
 
 fn filter(sql: &mut Sql, rtype: &str, f: &Filter) {
-    // Several values of one parameter (`status=requested,accepted`), none negated:
-    // one subquery with the values ORed inside it, so the value index serves them all
-    // (an OR of subqueries makes SQLite walk the type instead).
+    // The values of one parameter (`status=requested,accepted`) on one search table,
+    // none negated: one subquery with the values ORed inside it, so the value index
+    // serves them all (an OR of subqueries makes SQLite walk the type instead).
     let first = f.any_of.first().and_then(table_of_cond);
-    let shared = f.any_of.len() > 1 && f.any_of.iter().all(|c| table_of_cond(c) == first);
-    if let (true, Some((table, false))) = (shared, first) {
-        member_head(sql, false, table, rtype, f.param);
-        sql.push(" AND (");
-        for (i, cond) in f.any_of.iter().enumerate() {
-            if i > 0 {
-                sql.push(" OR ");
+    if let Some((table, false)) = first {
+        if f.any_of.iter().all(|c| table_of_cond(c) == first) {
+            member_head(sql, false, table, rtype, f.param);
+            sql.push(" AND (");
+            for (i, cond) in f.any_of.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push("(");
+                value_cond(sql, cond);
+                sql.push(")");
             }
-            sql.push("(");
-            value_cond(sql, cond);
-            sql.push(")");
+            sql.push("))");
+            return;
         }
-        sql.push("))");
-        return;
     }
     for (i, cond) in f.any_of.iter().enumerate() {
         if i > 0 {
@@ -428,19 +429,16 @@ mod tests {
 
     /// An in-memory database with every SQLite migration applied, in order.
     fn sqlite_schema() -> rusqlite::Connection {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/sqlite/migrations");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
         let c = rusqlite::Connection::open_in_memory().unwrap();
-        for m in [
-            include_str!("sqlite/migrations/0001_resources.sql"),
-            include_str!("sqlite/migrations/0002_cluster_search_rows.sql"),
-            include_str!("sqlite/migrations/0003_records.sql"),
-            include_str!("sqlite/migrations/0004_subscriptions.sql"),
-            include_str!("sqlite/migrations/0006_handoffs.sql"),
-            include_str!("sqlite/migrations/0007_hl7_messages.sql"),
-            include_str!("sqlite/migrations/0008_hl7_received_index.sql"),
-            include_str!("sqlite/migrations/0009_token_index_covers_system.sql"),
-            include_str!("sqlite/migrations/0010_handoffs_focus_index.sql"),
-        ] {
-            c.execute_batch(m).unwrap();
+        for f in files {
+            c.execute_batch(&std::fs::read_to_string(f).unwrap())
+                .unwrap();
         }
         c
     }

@@ -174,6 +174,14 @@ mod tests {
         d
     }
 
+    /// A fresh directory for one test, its database path and the writer's connection.
+    fn setup(name: &str) -> (std::path::PathBuf, std::path::PathBuf, Connection) {
+        let dir = dir(name);
+        let path = dir.join("w.db");
+        let c = writer(&path);
+        (dir, path, c)
+    }
+
     fn writer(path: &Path) -> Connection {
         let c = Connection::open(path).unwrap();
         c.pragma_update(None, "journal_mode", "WAL").unwrap();
@@ -200,9 +208,7 @@ mod tests {
 
     #[test]
     fn the_wal_is_restarted_under_sustained_writes() {
-        let dir = dir("restart");
-        let path = dir.join("w.db");
-        let c = writer(&path);
+        let (dir, path, c) = setup("restart");
         let schedule = Schedule {
             interval: Duration::from_millis(1),
             restart_frames: 64,
@@ -233,9 +239,7 @@ mod tests {
     #[test]
     fn without_the_thread_the_wal_only_grows() {
         // The control for the test above: the writer's settings alone do not bound it.
-        let dir = dir("grows");
-        let path = dir.join("w.db");
-        let c = writer(&path);
+        let (dir, path, c) = setup("grows");
         for _ in 0..400 {
             insert(&c, 2);
         }
@@ -245,9 +249,7 @@ mod tests {
 
     #[test]
     fn the_database_file_alone_is_current_once_the_writer_stops() {
-        let dir = dir("current");
-        let path = dir.join("w.db");
-        let c = writer(&path);
+        let (dir, path, c) = setup("current");
         let ck = Checkpointer::spawn(&path, Schedule::default()).unwrap();
         insert(&c, 5);
         ck.committed(&c);
