@@ -53,6 +53,9 @@ pub struct Settings {
     pub delivery_concurrency: usize,
     /// Per-request timeout when the subscription sets none (seconds).
     pub delivery_timeout_secs: u64,
+    /// The most events one rest-hook notification carries when a subscriber has a
+    /// backlog (a subscription's `max-count` lowers it; 1 turns batching off).
+    pub delivery_max_events: u32,
     /// What a disclosure no consent directive speaks to gets: `deny` (the default) or
     /// `permit` (docs/consent.md, "No consent on file").
     pub consent_default: String,
@@ -113,6 +116,7 @@ impl Default for Settings {
             delivery_max_retry_after_secs: 3600,
             delivery_concurrency: 32,
             delivery_timeout_secs: 10,
+            delivery_max_events: 20,
             consent_default: "deny".into(),
             consent_pcp_treatment: true,
             consent_default_by_purpose: Default::default(),
@@ -261,6 +265,12 @@ impl Settings {
         }
         if self.delivery_concurrency == 0 || !(1..=30).contains(&self.delivery_timeout_secs) {
             bail!("delivery_concurrency must be positive and delivery_timeout_secs 1 to 30");
+        }
+        if !(1..=crate::store::outbox::MAX_EVENTS).contains(&self.delivery_max_events) {
+            bail!(
+                "delivery_max_events must be 1 to {}",
+                crate::store::outbox::MAX_EVENTS
+            );
         }
         if !matches!(self.log_format.as_str(), "pretty" | "json") {
             bail!("log_format must be 'pretty' or 'json'");

@@ -193,6 +193,7 @@ impl Application {
             // other replicas take over its rows when the lease runs out.
             lease: worker::MAX_TIMEOUT + Duration::from_secs(5),
             default_timeout: Duration::from_secs(settings.delivery_timeout_secs),
+            max_events: settings.delivery_max_events,
             policy: endpoint_policy(&settings),
             base_url,
         };

@@ -14,7 +14,10 @@ use super::subscriber::{self, Parsed};
 /// One phase, read from the recordings.
 #[derive(Default)]
 pub struct Measured {
+    /// Events received, all subscribers together, per second.
     pub deliveries_per_s: f64,
+    /// Notification requests received (each carries one or more events) per second.
+    pub notifications_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     /// POST to 201 of the events, p99.
@@ -39,35 +42,40 @@ pub fn analyse(
         errors: phase.errors.load(Ordering::Relaxed),
         ..Measured::default()
     };
-    let (mut latencies, mut in_window) = (Vec::new(), 0usize);
+    let (mut latencies, mut in_window, mut requests) = (Vec::new(), 0usize, 0usize);
     let mut missing: HashSet<&String> = HashSet::new();
     for sub in &hits {
         let (mut numbers, mut got) = (HashSet::new(), HashSet::new());
         for (at, body) in sub {
-            let (number, encounter) = match subscriber::parse(body) {
-                Parsed::Event { number, encounter } => (number, encounter),
+            let events = match subscriber::parse(body) {
+                Parsed::Events(events) => events,
                 Parsed::Other => continue,
                 Parsed::Unreadable => {
                     m.errors += 1;
                     continue;
                 }
             };
-            if !numbers.insert(number) {
-                m.duplicates += 1;
-                continue;
-            }
             if (window.0..=window.1).contains(at) {
-                in_window += 1;
+                requests += 1;
             }
-            let Some(committed) = commits.get(&encounter) else {
-                m.stray += 1;
-                continue;
-            };
-            if at < committed {
-                m.early += 1;
+            for (number, encounter) in events {
+                if !numbers.insert(number) {
+                    m.duplicates += 1;
+                    continue;
+                }
+                if (window.0..=window.1).contains(at) {
+                    in_window += 1;
+                }
+                let Some(committed) = commits.get(&encounter) else {
+                    m.stray += 1;
+                    continue;
+                };
+                if at < committed {
+                    m.early += 1;
+                }
+                latencies.push(at.saturating_duration_since(*committed).as_micros() as u64);
+                got.insert(encounter);
             }
-            latencies.push(at.saturating_duration_since(*committed).as_micros() as u64);
-            got.insert(encounter);
         }
         missing.extend(commits.keys().filter(|id| !got.contains(*id)));
     }
@@ -82,6 +90,8 @@ pub fn analyse(
     m.lost = missing.len();
     m.p50_ms = pct(&latencies, 0.50) as f64 / 1000.0;
     m.p99_ms = pct(&latencies, 0.99) as f64 / 1000.0;
-    m.deliveries_per_s = in_window as f64 / (window.1 - window.0).as_secs_f64();
+    let seconds = (window.1 - window.0).as_secs_f64();
+    m.deliveries_per_s = in_window as f64 / seconds;
+    m.notifications_per_s = requests as f64 / seconds;
     m
 }

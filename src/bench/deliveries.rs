@@ -45,6 +45,10 @@ pub struct DeliveryArgs {
     /// PostgreSQL to measure (a schema is created per N); "none" to skip.
     #[arg(long, default_value = DEFAULT_POSTGRES_URL)]
     pub postgres_url: String,
+    /// The subscriptions' `backport-max-count` (most events per notification); unset:
+    /// the server's `delivery_max_events`. 1 measures one event per notification.
+    #[arg(long)]
+    pub max_count: Option<u32>,
 }
 
 struct Row {
@@ -150,7 +154,7 @@ async fn phases(
 ) -> anyhow::Result<Vec<Row>> {
     let n = subs.len();
     for s in subs {
-        subscribe(client, base, &s.url).await?;
+        subscribe(client, base, &s.url, args.max_count).await?;
     }
     let drain = Duration::from_secs(args.drain_seconds);
     let row = |load: String, offered: f64, m: Measured| Row {
@@ -225,13 +229,25 @@ fn total(subs: &[Subscriber]) -> u64 {
 }
 
 /// Create the Subscription and wait (up to 15 s) for its handshake to make it active.
-async fn subscribe(client: &reqwest::Client, base: &str, endpoint: &str) -> anyhow::Result<()> {
-    let body = json!({"resourceType": "Subscription", "status": "requested",
+async fn subscribe(
+    client: &reqwest::Client,
+    base: &str,
+    endpoint: &str,
+    max_count: Option<u32>,
+) -> anyhow::Result<()> {
+    let mut body = json!({"resourceType": "Subscription", "status": "requested",
         "reason": "handoff bench deliveries", "criteria": "http://handoff.example.org/fhir/SubscriptionTopic/encounter-end",
         "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json",
             "extension": [{"url": crate::store::outbox::SECRET_URL, "valueString": "bench-secret-0123456789abcdef"}],
             "_payload": {"extension": [{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content",
                 "valueCode": "id-only"}]}}});
+    if let Some(n) = max_count {
+        let ext = json!({"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-max-count",
+            "valuePositiveInt": n});
+        if let Some(list) = body["channel"]["extension"].as_array_mut() {
+            list.push(ext);
+        }
+    }
     let resp = client
         .post(format!("{base}/fhir/Subscription"))
         .header("Content-Type", "application/fhir+json")
@@ -269,18 +285,20 @@ async fn subscribe(client: &reqwest::Client, base: &str, endpoint: &str) -> anyh
 
 fn print_table(rows: &[Row], ceilings: &HashMap<usize, f64>, args: &DeliveryArgs) {
     println!();
-    println!("| store | subscribers | load | offered events/s | deliveries/s | x ceiling | e2e p50 ms | e2e p99 ms | create p99 ms | lost events | duplicates | errors |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| store | subscribers | load | offered events/s | deliveries/s | x ceiling | notifications/s | events per notification | e2e p50 ms | e2e p99 ms | create p99 ms | lost events | duplicates | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let ceiling = ceilings.get(&r.n).copied().unwrap_or(f64::NAN);
         println!(
-            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
             r.store,
             r.n,
             r.load,
             r.offered,
             r.m.deliveries_per_s,
             r.m.deliveries_per_s / ceiling,
+            r.m.notifications_per_s,
+            r.m.deliveries_per_s / r.m.notifications_per_s.max(f64::MIN_POSITIVE),
             r.m.p50_ms,
             r.m.p99_ms,
             r.m.create_p99_ms,
@@ -293,15 +311,16 @@ fn print_table(rows: &[Row], ceilings: &HashMap<usize, f64>, args: &DeliveryArgs
     ns.sort_unstable();
     for n in ns {
         println!(
-            "| ceiling: bare reqwest POST loops | {n} | | | {:.0} | 1.00 | | | | | | |",
-            ceilings[&n]
+            "| ceiling: bare reqwest POST loops | {n} | | | {:.0} | 1.00 | {:.0} | | | | | | | |",
+            ceilings[&n], ceilings[&n]
         );
     }
     println!();
     println!("offered events/s: discharges POSTed per second. Open loop (the % rows): arrivals on a timer at that");
     println!("  share of the saturation rate, not waiting for answers. Saturation row: a closed loop keeping at most");
     println!("  {} events POSTed but not yet received by every subscriber; its figure is the rate fully delivered.", args.window);
-    println!("deliveries/s: event notifications received by all subscribers together, per second of the phase.");
+    println!("deliveries/s: events received by all subscribers together, per second of the phase; a notification");
+    println!("  carries several when a subscriber has a backlog (notifications/s: the requests that carried them).");
     println!("x ceiling: deliveries/s / requests/s of N bare reqwest keep-alive POST loops (one per subscriber, the");
     println!(
         "  worker's in-flight limit), same body size, from this process to the same local servers."

@@ -19,7 +19,8 @@ use crate::notify::bundle::{self, Content, EventItem, NotificationType, Subscrip
 #[derive(Default)]
 struct Shared {
     hits: Mutex<Vec<(Instant, web::Bytes)>>,
-    /// Requests to `/notify` since the last [`Subscriber::take`].
+    /// Events received at `/notify` since the last [`Subscriber::take`] (a notification
+    /// may carry several).
     count: AtomicU64,
 }
 
@@ -39,7 +40,7 @@ async fn receive(
 ) -> HttpResponse {
     let at = Instant::now();
     if req.path() == "/notify" {
-        shared.count.fetch_add(1, Ordering::Relaxed);
+        shared.count.fetch_add(events_in(&body), Ordering::Relaxed);
         if let Ok(mut hits) = shared.hits.lock() {
             hits.push((at, body));
         }
@@ -71,7 +72,7 @@ impl Subscriber {
         })
     }
 
-    /// Notifications received since the last `take`.
+    /// Events received since the last `take`.
     pub fn count(&self) -> u64 {
         self.shared.count.load(Ordering::Relaxed)
     }
@@ -94,19 +95,26 @@ impl Subscriber {
     }
 }
 
+/// How many events a notification body carries, without parsing it: one
+/// `notification-event` parameter each (the name appears nowhere else).
+fn events_in(body: &[u8]) -> u64 {
+    const NEEDLE: &[u8] = b"\"notification-event\"";
+    body.windows(NEEDLE.len()).filter(|w| *w == NEEDLE).count() as u64
+}
+
 /// What a notification says, as far as the bench cares.
 #[derive(Debug, PartialEq)]
 pub enum Parsed {
-    /// An event notification: the subscription's event number and the Encounter id
-    /// its focus names.
-    Event { number: i64, encounter: String },
+    /// An event notification: per event, the subscription's event number and the
+    /// Encounter id its focus names.
+    Events(Vec<(i64, String)>),
     /// A handshake or heartbeat.
     Other,
     /// Not a notification Bundle the bench can read.
     Unreadable,
 }
 
-/// Read the status Parameters (entry[0]): `type`, then `notification-event` →
+/// Read the status Parameters (entry[0]): `type`, then each `notification-event` →
 /// `event-number` and `focus` (`…/Encounter/{id}`).
 pub fn parse(body: &[u8]) -> Parsed {
     let Ok(json) = serde_json::from_slice::<Value>(body) else {
@@ -125,23 +133,26 @@ pub fn parse(body: &[u8]) -> Parsed {
         Some(_) => return Parsed::Other,
         None => return Parsed::Unreadable,
     }
-    let Some(parts) = params
-        .iter()
-        .find(|p| p["name"] == "notification-event")
-        .and_then(|p| p["part"].as_array())
-    else {
-        return Parsed::Unreadable;
-    };
-    let part = |name: &str| parts.iter().find(|x| x["name"] == name);
-    let number = part("event-number").and_then(|x| x["valueString"].as_str()?.parse().ok());
-    let encounter = part("focus")
-        .and_then(|x| x["valueReference"]["reference"].as_str())
-        .and_then(|r| r.rsplit_once("Encounter/"))
-        .map(|(_, id)| id.to_owned());
-    match (number, encounter) {
-        (Some(number), Some(encounter)) => Parsed::Event { number, encounter },
-        _ => Parsed::Unreadable,
+    let mut events = Vec::new();
+    for p in params.iter().filter(|p| p["name"] == "notification-event") {
+        let Some(parts) = p["part"].as_array() else {
+            return Parsed::Unreadable;
+        };
+        let part = |name: &str| parts.iter().find(|x| x["name"] == name);
+        let number = part("event-number").and_then(|x| x["valueString"].as_str()?.parse().ok());
+        let encounter = part("focus")
+            .and_then(|x| x["valueReference"]["reference"].as_str())
+            .and_then(|r| r.rsplit_once("Encounter/"))
+            .map(|(_, id)| id.to_owned());
+        match (number, encounter) {
+            (Some(number), Some(encounter)) => events.push((number, encounter)),
+            _ => return Parsed::Unreadable,
+        }
     }
+    if events.is_empty() {
+        return Parsed::Unreadable;
+    }
+    Parsed::Events(events)
 }
 
 /// An id-only discharge notification as the worker would send it: the ceiling's body.
@@ -223,12 +234,46 @@ mod tests {
     #[test]
     fn reads_event_number_and_focus_of_a_notification() {
         let body = sample_notification("http://127.0.0.1:1/fhir");
-        let Parsed::Event { number, encounter } = parse(&body) else {
+        let Parsed::Events(events) = parse(&body) else {
             panic!("not read: {}", String::from_utf8_lossy(&body));
         };
-        assert_eq!(number, 1234);
+        let [(number, encounter)] = &events[..] else {
+            panic!("one event expected: {events:?}");
+        };
+        assert_eq!(*number, 1234);
         assert_eq!(encounter.len(), 36, "{encounter}");
+        assert_eq!(events_in(&body), 1);
         assert_eq!(parse(b"{}"), Parsed::Unreadable);
         assert_eq!(parse(b"not json"), Parsed::Unreadable);
+    }
+
+    #[test]
+    fn reads_every_event_of_a_notification_of_several() {
+        let status = SubscriptionStatus {
+            subscription_id: "s1",
+            topic: "http://handoff.example.org/fhir/SubscriptionTopic/encounter-end",
+            status: "active",
+            events_since_start: 3,
+            error: None,
+        };
+        let item = |n: i64| EventItem {
+            number: n,
+            timestamp: "2026-11-23T10:00:00.123456Z".into(),
+            focus: Some(format!("Encounter/e{n}")),
+            ..EventItem::default()
+        };
+        let b = bundle::notification_bundle(
+            "http://127.0.0.1:1/fhir",
+            &status,
+            NotificationType::EventNotification,
+            Content::IdOnly,
+            &[item(2), item(3)],
+        );
+        let body = serde_json::to_vec(&b).unwrap();
+        assert_eq!(events_in(&body), 2);
+        assert_eq!(
+            parse(&body),
+            Parsed::Events(vec![(2, "e2".into()), (3, "e3".into())])
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! otherwise looks once a second (rows from another replica on the same PostgreSQL,
 //! retries coming due). Claims are leases in the store (`outbox::claim`), so
 //! several workers, in one process or many, never send one row at the same time;
-//! each subscription's rows go out one at a time, in order.
+//! each subscription's notifications go out one at a time, in order. A subscriber
+//! with a backlog gets several events per notification (`outbox::claim`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +39,9 @@ pub struct DeliverySettings {
     pub lease: Duration,
     /// Request timeout when the subscription names none.
     pub default_timeout: Duration,
+    /// The most events one rest-hook notification carries (a backlog goes out in
+    /// batches; the subscription's `max-count` lowers it).
+    pub max_events: u32,
     pub policy: EndpointPolicy,
     /// `[base]` of this server as subscribers see it (`…/fhir`).
     pub base_url: String,
@@ -162,6 +166,7 @@ async fn claim(store: &dyn Store, s: &DeliverySettings, limit: i64) -> Vec<Claim
         now,
         lease_until: now + s.lease.as_micros() as i64,
         limit,
+        max_events: s.max_events,
     };
     match store.commit(vec![WriteOp::Outbox(op)]).await {
         Ok(mut out) => match out.pop() {
@@ -196,7 +201,7 @@ async fn deliver(store: &dyn Store, client: &reqwest::Client, s: &DeliverySettin
     };
     tracing::info!(
         subscription = %c.subscription_id, outbox = c.outbox_id, kind = %c.kind,
-        status = ?http_status, next = ?next, "delivery attempt"
+        events = 1 + c.more.len(), status = ?http_status, next = ?next, "delivery attempt"
     );
     let op = OutboxOp::Finish {
         claimed: Box::new(c),
@@ -230,8 +235,10 @@ async fn attempt(
         Channel::RestHook => notification(store, s, c, &spec).await?,
         Channel::DaVinciMessage => davinci_message(store, s, c, &spec).await?,
     };
-    // Minimum necessary: what consent withholds does not travel (decided at the claim).
-    if let Some(d) = &c.disclosure {
+    // Minimum necessary: what consent withholds does not travel (decided at the claim,
+    // event by event; in a notification of several events, what any of them withholds
+    // is left out of the whole Bundle).
+    for d in c.rows().into_iter().filter_map(|(_, d)| d) {
         super::withhold::apply(&mut body, &d.decision.excluded, &d.decision.reason);
     }
     // The payload type the subscriber asked for. XML rendering goes through the FHIR
@@ -357,14 +364,13 @@ async fn notification(
             Vec::new(),
         ),
         _ => {
-            let number = c.event_number.unwrap_or(0);
-            let item = event_item(store, c, number, content).await?;
-            (
-                NotificationType::EventNotification,
-                "active",
-                number,
-                vec![item],
-            )
+            let mut items = vec![event_item(store, c.event_seq, c.event_number, content).await?];
+            for m in &c.more {
+                items.push(event_item(store, Some(m.event_seq), m.event_number, content).await?);
+            }
+            // The number of the last event it carries.
+            let last = items.last().map_or(0, |i| i.number);
+            (NotificationType::EventNotification, "active", last, items)
         }
     };
     let st = SubscriptionStatus {
@@ -401,7 +407,7 @@ async fn davinci_message(
             c.kind
         )));
     }
-    let mut item = event_item(store, c, c.event_number.unwrap_or(0), Content::FullResource).await?;
+    let mut item = event_item(store, c.event_seq, c.event_number, Content::FullResource).await?;
     let focus = item.focus.as_deref().unwrap_or_default();
     let focus_body = item.resources.iter().find(|r| {
         format!(
@@ -442,13 +448,12 @@ async fn davinci_message(
 /// their current bodies.
 async fn event_item(
     store: &dyn Store,
-    c: &Claimed,
-    number: i64,
+    seq: Option<i64>,
+    number: Option<i64>,
     content: Content,
 ) -> Result<EventItem, Failure> {
-    let seq = c
-        .event_seq
-        .ok_or_else(|| Failure::Final("the row names no event".into()))?;
+    let seq = seq.ok_or_else(|| Failure::Final("the row names no event".into()))?;
+    let number = number.unwrap_or(0);
     let q = EventQuery {
         since: seq - 1,
         record: None,

@@ -45,6 +45,9 @@ pub trait Tx: Send {
     fn skip_locked(&self) -> &'static str;
     /// What decides a disclosure no consent directive speaks to (`consent::Policy`).
     fn consent_policy(&self) -> &crate::consent::Policy;
+    /// Notifications were queued or may have become due in this transaction: the
+    /// delivery worker is woken once it commits (and only then).
+    fn mark_due(&mut self);
 }
 
 /// A column value read inside a transaction.

@@ -10,6 +10,7 @@ use crate::handoffs::Policy;
 pub(super) async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOutcome, StoreError> {
     match op {
         OutboxOp::ReleaseClaims => {
+            tx.mark_due();
             let rows = tx
                 .fetch_rows(&Sql::new(
                     "UPDATE outbox SET claimed_until = NULL WHERE state = 'pending' \
@@ -22,6 +23,7 @@ pub(super) async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOu
             Ok(WriteOutcome::Queued(outbox::heartbeats(tx, now).await?))
         }
         OutboxOp::Replay { subscription, now } => {
+            tx.mark_due();
             let (n, changed) = outbox::replay(tx, subscription.as_deref(), now).await?;
             for (id, status) in changed {
                 set_subscription_status(tx, &id, status, None, now).await?;
@@ -32,8 +34,9 @@ pub(super) async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOu
             now,
             lease_until,
             limit,
+            max_events,
         } => Ok(WriteOutcome::Claimed(
-            outbox::claim(tx, now, lease_until, limit).await?,
+            outbox::claim(tx, now, lease_until, limit, max_events).await?,
         )),
         OutboxOp::Finish {
             claimed,

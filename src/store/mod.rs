@@ -131,6 +131,8 @@ pub enum OutboxOp {
         now: i64,
         lease_until: i64,
         limit: i64,
+        /// The most events one notification carries (`outbox::claim`).
+        max_events: u32,
     },
     Finish {
         claimed: Box<outbox::Claimed>,
@@ -294,19 +296,10 @@ pub trait Store: Send + Sync + 'static {
     async fn rows(&self, s: &sql::Sql) -> Result<Vec<Vec<executor::Cell>>, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
     fn backend(&self) -> &'static str;
-    /// Pinged after every commit that may have made deliveries due (anything but a
-    /// claim): the delivery worker waits on it.
+    /// Pinged after every commit that queued notifications or may have made some due
+    /// (`Tx::mark_due`: a row queued, a delivery finished, a replay, released claims),
+    /// not after other writes: the delivery worker waits on it.
     fn signal(&self) -> Arc<tokio::sync::Notify>;
-}
-
-/// Whether a commit of `ops` may have made deliveries due.
-pub fn wakes_worker(ops: &[WriteOp]) -> bool {
-    !matches!(
-        ops,
-        [WriteOp::Outbox(OutboxOp::Claim { .. })]
-            | [WriteOp::Outbox(OutboxOp::Heartbeats { .. })]
-            | [WriteOp::PruneHl7 { .. }]
-    )
 }
 
 /// Open (and migrate) the store named by `url`.

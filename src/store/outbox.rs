@@ -14,10 +14,10 @@
 use serde_json::Value;
 
 use super::disclosure;
-use super::executor::{Cell, Tx};
+use super::executor::Tx;
 use super::sql::{Bind, Sql};
 use super::{StoreError, StoredResource};
-use crate::consent::ledger::{Disclosure, Effect};
+use crate::consent::ledger::Effect;
 use crate::consent::Decision;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::records::Record;
@@ -173,6 +173,7 @@ async fn enqueue<T: Tx>(
     now: i64,
 ) -> Result<(), StoreError> {
     let webhook_id = webhook_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    tx.mark_due();
     tx.exec(&stmt(
         "INSERT INTO outbox (subscription_id, kind, event_seq, event_number, webhook_id, state, next_attempt, created) \
          VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
@@ -339,191 +340,9 @@ pub async fn replay<T: Tx>(
     Ok((rows.len(), changed))
 }
 
-/// A row claimed for delivery, with what the worker needs to send it.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub outbox_id: i64,
-    pub subscription_id: String,
-    pub kind: String,
-    pub event_seq: Option<i64>,
-    pub event_number: Option<i64>,
-    pub webhook_id: String,
-    pub attempts: i64,
-    pub topic: String,
-    pub status: String,
-    pub spec: String,
-    pub secret: String,
-    pub events_since_start: i64,
-    /// For an event notification: the disclosure as consent decided it at the claim
-    /// (what to withhold, and what the ledger entry says).
-    pub disclosure: Option<Disclosure>,
-}
+mod claim;
 
-/// Claim up to `limit` due rows until `lease_until`: only the oldest pending row of
-/// each subscription (per-subscriber order), none leased by another worker.
-pub async fn claim<T: Tx>(
-    tx: &mut T,
-    now: i64,
-    lease_until: i64,
-    limit: i64,
-) -> Result<Vec<Claimed>, StoreError> {
-    // Only each subscription's oldest pending row may go (order per subscriber): find
-    // those heads by one index probe per subscription, not by testing every pending
-    // row for an earlier one, which grew with the backlog and throttled a busy outbox.
-    let pick = format!(
-        "SELECT o.id FROM outbox o WHERE o.id IN \
-           (SELECT (SELECT min(p.id) FROM outbox p \
-                    WHERE p.state = 'pending' AND p.subscription_id = s.id) FROM subscriptions s) \
-         AND o.next_attempt <= $1 AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
-         ORDER BY o.id LIMIT $3{}",
-        tx.skip_locked()
-    );
-    let rows = tx
-        .fetch_rows(&stmt(
-            &format!(
-                "UPDATE outbox SET claimed_until = $2 WHERE id IN ({pick}) \
-                 RETURNING id, subscription_id, kind, event_seq, event_number, webhook_id, attempts"
-            ),
-            vec![Bind::Int(now), Bind::Int(lease_until), Bind::Int(limit)],
-        ))
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let mut r = r.into_iter();
-        let mut next = || r.next().unwrap_or(Cell::Null);
-        let (outbox_id, sub, kind, seq, number, webhook_id, attempts) =
-            (next(), next(), next(), next(), next(), next(), next());
-        let sub = sub.into_text().unwrap_or_default();
-        let Some(s) = tx
-            .fetch_rows(&stmt(
-                "SELECT topic, status, spec, secret, events_since_start FROM subscriptions WHERE id = $1",
-                vec![t(&sub)],
-            ))
-            .await?
-            .pop()
-        else {
-            continue; // deleted meanwhile; `remove` marks its rows dead
-        };
-        let mut s = s.into_iter();
-        let mut col = || s.next().unwrap_or(Cell::Null);
-        let mut c = Claimed {
-            outbox_id: outbox_id.int().unwrap_or(0),
-            subscription_id: sub,
-            kind: kind.into_text().unwrap_or_default(),
-            event_seq: seq.int(),
-            event_number: number.int(),
-            webhook_id: webhook_id.into_text().unwrap_or_default(),
-            attempts: attempts.int().unwrap_or(0),
-            topic: col().into_text().unwrap_or_default(),
-            status: col().into_text().unwrap_or_default(),
-            spec: col().into_text().unwrap_or_default(),
-            secret: col().into_text().unwrap_or_default(),
-            events_since_start: col().int().unwrap_or(0),
-            disclosure: None,
-        };
-        if let Some(seq) = c.event_seq.filter(|_| c.kind == "event-notification") {
-            // Consent again, before every attempt: a revocation since the last attempt
-            // stops the disclosure here.
-            let recipient = serde_json::from_str::<subscription::SubscriptionSpec>(&c.spec)
-                .ok()
-                .and_then(|s| s.recipient);
-            let d = disclosure::for_event(
-                tx,
-                seq,
-                &c.subscription_id,
-                recipient.as_ref(),
-                &c.webhook_id,
-                c.event_number,
-                now,
-            )
-            .await?;
-            if let Some(d) = d.as_ref().filter(|d| d.decision.decision == Decision::Deny) {
-                tx.exec(&stmt(
-                    "UPDATE outbox SET state = 'denied', claimed_until = NULL, done_at = $2 WHERE id = $1",
-                    vec![Bind::Int(c.outbox_id), Bind::Int(now)],
-                ))
-                .await?;
-                disclosure::record(tx, d, &Effect::Denied, now).await?;
-                continue;
-            }
-            c.disclosure = d;
-        }
-        out.push(c);
-    }
-    Ok(out)
-}
-
-/// One delivery attempt's result.
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    pub at: i64,
-    pub http_status: Option<i64>,
-    pub latency_us: i64,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Next {
-    Delivered,
-    RetryAt(i64),
-    /// Given up: the row is dead-lettered and the subscription goes to `error`.
-    Dead(String),
-}
-
-/// Record an attempt and what follows from it. A delivered handshake makes the
-/// subscription `active`; a dead row (handshake or not) puts it in `error`.
-pub async fn finish<T: Tx>(
-    tx: &mut T,
-    c: &Claimed,
-    a: &Attempt,
-    next: &Next,
-) -> Result<Option<&'static str>, StoreError> {
-    tx.exec(&stmt(
-        "INSERT INTO delivery_attempts (outbox_id, subscription_id, at, http_status, latency_us, error) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        vec![
-            Bind::Int(c.outbox_id),
-            t(&c.subscription_id),
-            Bind::Int(a.at),
-            Bind::OptInt(a.http_status),
-            Bind::Int(a.latency_us),
-            Bind::OptText(a.error.clone()),
-        ],
-    ))
-    .await?;
-    if let Some(d) = &c.disclosure {
-        let effect = match (next, &a.error) {
-            (Next::Delivered, _) => Effect::Delivered,
-            (_, Some(e)) => Effect::Unacknowledged(e.clone()),
-            (_, None) => Effect::Unacknowledged("no answer".into()),
-        };
-        disclosure::record(tx, d, &effect, a.at).await?;
-    }
-    let (state, next_attempt, done) = match next {
-        Next::Delivered => ("delivered", a.at, Some(a.at)),
-        Next::RetryAt(when) => ("pending", *when, None),
-        Next::Dead(_) => ("dead", a.at, Some(a.at)),
-    };
-    tx.exec(&stmt(
-        "UPDATE outbox SET state = $2, attempts = attempts + 1, next_attempt = $3, claimed_until = NULL, done_at = $4 WHERE id = $1",
-        vec![Bind::Int(c.outbox_id), t(state), Bind::Int(next_attempt), Bind::OptInt(done)],
-    ))
-    .await?;
-    let new_status = match (next, c.kind.as_str()) {
-        (Next::Delivered, "handshake") => Some(("active", None)),
-        (Next::Dead(why), _) => Some(("error", Some(why.clone()))),
-        _ => None,
-    };
-    let Some((status, error)) = new_status else {
-        return Ok(None);
-    };
-    tx.exec(&stmt(
-        "UPDATE subscriptions SET status = $2, error = $3, updated = $4 WHERE id = $1 AND status <> 'off'",
-        vec![t(&c.subscription_id), t(status), Bind::OptText(error.clone()), Bind::Int(a.at)],
-    ))
-    .await?;
-    Ok(Some(status))
-}
+pub use claim::{claim, finish, Attempt, Claimed, Member, Next, MAX_EVENTS};
 
 /// The Subscription resource's status (and `error`) as the server now sees it: a new
 /// version written without passing through [`prepare`].

@@ -21,12 +21,17 @@ test_both_denying!(
     a_malformed_recipient_is_refused,
 );
 
-const RECIPIENT: &str =
+pub const RECIPIENT: &str =
     "http://handoff.example.org/fhir/StructureDefinition/subscription-recipient";
 const ROLES: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
 
 /// A discharge subscription for `patient` on behalf of `recipients`.
-fn subscription_for(patient: &str, recipients: &[&str], endpoint: &str, content: &str) -> Value {
+pub fn subscription_for(
+    patient: &str,
+    recipients: &[&str],
+    endpoint: &str,
+    content: &str,
+) -> Value {
     let mut s = subscription(
         "encounter-end",
         &[&format!("Encounter?patient={patient}")],
@@ -43,7 +48,7 @@ fn subscription_for(patient: &str, recipients: &[&str], endpoint: &str, content:
     s
 }
 
-fn consent(patient: &str, kind: &str, actor: &str, nested: Option<Value>) -> Value {
+pub fn consent(patient: &str, kind: &str, actor: &str, nested: Option<Value>) -> Value {
     let mut c = json!({"resourceType": "Consent", "status": "active",
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
@@ -57,7 +62,7 @@ fn consent(patient: &str, kind: &str, actor: &str, nested: Option<Value>) -> Val
     c
 }
 
-async fn patient(app: &TestApp, id: &str, pcp: &str, security: Option<Value>) {
+pub async fn patient(app: &TestApp, id: &str, pcp: &str, security: Option<Value>) {
     let mut p = json!({"resourceType": "Patient", "id": id,
         "generalPractitioner": [{"reference": pcp}]});
     if let Some(s) = security {
@@ -79,7 +84,7 @@ async fn ledger(app: &TestApp, query: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn wait_ledger(app: &TestApp, query: &str, n: usize) -> Vec<Value> {
+pub async fn wait_ledger(app: &TestApp, query: &str, n: usize) -> Vec<Value> {
     let start = Instant::now();
     loop {
         let found = ledger(app, query).await;
@@ -94,7 +99,7 @@ async fn wait_ledger(app: &TestApp, query: &str, n: usize) -> Vec<Value> {
     }
 }
 
-fn agents(e: &Value) -> Vec<String> {
+pub fn agents(e: &Value) -> Vec<String> {
     e["agent"]
         .as_array()
         .unwrap()
@@ -103,7 +108,8 @@ fn agents(e: &Value) -> Vec<String> {
         .collect()
 }
 
-const DENIED: &str = "subtype=http://handoff.example.org/fhir/CodeSystem/ledger|disclosure-denied";
+pub const DENIED: &str =
+    "subtype=http://handoff.example.org/fhir/CodeSystem/ledger|disclosure-denied";
 const DISCLOSED: &str = "subtype=http://handoff.example.org/fhir/CodeSystem/ledger|disclosure";
 
 async fn a_denied_practice_never_hears_while_the_pcp_does(app: TestApp) {

@@ -6,6 +6,7 @@ mod helpers;
 mod accountability;
 mod andrews;
 mod bad_input;
+mod batches;
 mod bundle;
 mod consent;
 mod crud;

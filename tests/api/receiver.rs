@@ -70,6 +70,8 @@ pub fn param(parameters: &Value, name: &str) -> String {
 struct Shared {
     hits: Mutex<Vec<Hit>>,
     status: AtomicU16,
+    /// Answers for the next requests, in order, before `status` applies again.
+    script: Mutex<std::collections::VecDeque<u16>>,
     retry_after: Mutex<Option<String>>,
     /// Requests being answered now, and the most there ever were at once.
     in_flight: AtomicU16,
@@ -96,7 +98,8 @@ async fn receive(
         tokio::time::sleep(Duration::from_millis(delay.into())).await;
     }
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-    let answered = shared.status.load(Ordering::SeqCst);
+    let scripted = shared.script.lock().unwrap().pop_front();
+    let answered = scripted.unwrap_or_else(|| shared.status.load(Ordering::SeqCst));
     let hit = Hit {
         headers: req
             .headers()
@@ -132,6 +135,7 @@ impl Receiver {
         let shared = Arc::new(Shared {
             hits: Mutex::new(Vec::new()),
             status: AtomicU16::new(200),
+            script: Mutex::default(),
             retry_after: Mutex::new(None),
             in_flight: AtomicU16::new(0),
             max_in_flight: AtomicU16::new(0),
@@ -170,6 +174,11 @@ impl Receiver {
     pub fn answer(&self, status: u16, retry_after: Option<&str>) {
         self.shared.status.store(status, Ordering::SeqCst);
         *self.shared.retry_after.lock().unwrap() = retry_after.map(str::to_owned);
+    }
+
+    /// Answer the next requests with `statuses`, one each, then as [`answer`] said.
+    pub fn then_answer(&self, statuses: &[u16]) {
+        self.shared.script.lock().unwrap().extend(statuses);
     }
 
     pub fn slow_down(&self, ms: u16) {

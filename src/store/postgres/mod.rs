@@ -66,12 +66,17 @@ impl PgStore {
             .await?)
     }
 
-    async fn commit_once(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
+    /// One transaction; the outcomes, and whether notifications became due.
+    async fn commit_once(
+        &self,
+        ops: Vec<WriteOp>,
+    ) -> Result<(Vec<WriteOutcome>, bool), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let outcomes =
-            executor::execute(&mut PgTx(&mut tx, &self.consent), ops, &self.handoffs).await?;
+        let mut ptx = PgTx(&mut tx, &self.consent, false);
+        let outcomes = executor::execute(&mut ptx, ops, &self.handoffs).await?;
+        let due = ptx.2;
         tx.commit().await?;
-        Ok(outcomes)
+        Ok((outcomes, due))
     }
 }
 
@@ -96,18 +101,17 @@ fn retryable(e: &StoreError) -> bool {
 
 impl_store!(PgStore, pool, {
     async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
-        let wake = super::wakes_worker(&ops);
         let mut attempt = 0;
         loop {
             match self.commit_once(ops.clone()).await {
                 Err(e) if retryable(&e) && attempt + 1 < RETRIES => attempt += 1,
-                Ok(out) => {
-                    if wake {
+                Ok((out, due)) => {
+                    if due {
                         self.signal.notify_one();
                     }
                     return Ok(out);
                 }
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -126,7 +130,9 @@ impl_store!(PgStore, pool, {
     }
 });
 
-struct PgTx<'c>(&'c mut PgConnection, &'c crate::consent::Policy);
+/// A transaction: the connection, the consent policy, and whether notifications
+/// became due in it.
+struct PgTx<'c>(&'c mut PgConnection, &'c crate::consent::Policy, bool);
 
 #[async_trait]
 impl Tx for PgTx<'_> {
@@ -225,6 +231,10 @@ impl Tx for PgTx<'_> {
 
     fn skip_locked(&self) -> &'static str {
         " FOR UPDATE SKIP LOCKED"
+    }
+
+    fn mark_due(&mut self) {
+        self.2 = true;
     }
 
     async fn fetch_text(&mut self, s: &sql::Sql) -> Result<Option<String>, StoreError> {

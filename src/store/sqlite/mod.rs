@@ -78,17 +78,16 @@ row_helpers!(sqlx::Sqlite, SqliteRow);
 
 impl_store!(SqliteStore, reads, {
     async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
-        let wake = super::wakes_worker(&ops);
         let (reply, rx) = oneshot::channel();
         self.jobs
             .send(writer::Job { ops, reply })
             .await
             .map_err(|_| StoreError::Unavailable)?;
-        let out = rx.await.map_err(|_| StoreError::Unavailable)??;
-        if wake {
+        let (out, due) = rx.await.map_err(|_| StoreError::Unavailable)?;
+        if due {
             self.signal.notify_one();
         }
-        Ok(out)
+        out
     }
 
     fn signal(&self) -> std::sync::Arc<tokio::sync::Notify> {

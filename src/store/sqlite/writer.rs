@@ -29,8 +29,11 @@ use crate::store::{StoreError, StoredResource, WriteOp, WriteOutcome};
 
 pub struct Job {
     pub ops: Vec<WriteOp>,
-    pub reply: oneshot::Sender<Result<Vec<WriteOutcome>, StoreError>>,
+    pub reply: oneshot::Sender<Reply>,
 }
+
+/// A job's outcomes, and whether it made notifications due (then committed).
+pub type Reply = (Result<Vec<WriteOutcome>, StoreError>, bool);
 
 /// Open the write connection and start the thread. The schema must exist already.
 /// The policies applied inside the write transaction.
@@ -97,18 +100,15 @@ fn run(
 }
 
 /// One transaction, one savepoint per job, one fsync for all.
-fn commit_batch(
-    conn: &mut Connection,
-    batch: &mut [Job],
-    policies: &Policies,
-) -> Vec<Result<Vec<WriteOutcome>, StoreError>> {
+fn commit_batch(conn: &mut Connection, batch: &mut [Job], policies: &Policies) -> Vec<Reply> {
     let all_failed = |e: &rusqlite::Error, n: usize| {
         (0..n)
             .map(|_| {
-                Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                let e = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
                     rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
                     Some(e.to_string()),
-                )))
+                ));
+                (Err(e), false)
             })
             .collect()
     };
@@ -129,22 +129,22 @@ fn commit_batch(
     results
 }
 
-fn run_job(
-    conn: &mut Connection,
-    ops: Vec<WriteOp>,
-    policies: &Policies,
-) -> Result<Vec<WriteOutcome>, StoreError> {
-    conn.execute_batch("SAVEPOINT job")?;
-    let result = block_on(executor::execute(
-        &mut SqliteTx(conn, &policies.consent),
-        ops,
-        &policies.handoffs,
-    ));
-    if result.is_err() {
-        conn.execute_batch("ROLLBACK TO job")?;
+fn run_job(conn: &mut Connection, ops: Vec<WriteOp>, policies: &Policies) -> Reply {
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        return (Err(e.into()), false);
     }
-    conn.execute_batch("RELEASE job")?;
-    result
+    let mut tx = SqliteTx(conn, &policies.consent, false);
+    let result = block_on(executor::execute(&mut tx, ops, &policies.handoffs));
+    let due = tx.2 && result.is_ok();
+    if result.is_err() {
+        if let Err(e) = conn.execute_batch("ROLLBACK TO job") {
+            return (Err(e.into()), false);
+        }
+    }
+    match conn.execute_batch("RELEASE job") {
+        Ok(()) => (result, due),
+        Err(e) => (Err(e.into()), false),
+    }
 }
 
 fn value(b: &Bind) -> SqlValue {
@@ -198,7 +198,9 @@ fn key(rtype: &str, id: &str) -> [SqlValue; 2] {
     ]
 }
 
-struct SqliteTx<'c>(&'c mut Connection, &'c crate::consent::Policy);
+/// A job's transaction: the connection, the consent policy, and whether notifications
+/// became due in it.
+struct SqliteTx<'c>(&'c mut Connection, &'c crate::consent::Policy, bool);
 
 #[async_trait::async_trait]
 impl Tx for SqliteTx<'_> {
@@ -311,6 +313,10 @@ impl Tx for SqliteTx<'_> {
 
     fn skip_locked(&self) -> &'static str {
         ""
+    }
+
+    fn mark_due(&mut self) {
+        self.2 = true;
     }
 
     async fn fetch_text(&mut self, s: &sql::Sql) -> Result<Option<String>, StoreError> {
