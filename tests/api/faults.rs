@@ -28,6 +28,15 @@ pub struct Gateway {
     pub base: String,
 }
 
+/// A test that fails part-way must not leave its gateway running (it would go on
+/// polling its database and load the machine for every later test and benchmark).
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 pub fn start(config: &std::path::Path, port: u16) -> Gateway {
     let child = Command::new(env!("CARGO_BIN_EXE_handoff"))
         .arg("serve")
