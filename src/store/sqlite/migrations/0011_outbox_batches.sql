@@ -3,3 +3,7 @@
 -- retry (after a failure, a lost answer or a crash) sends exactly the same events
 -- under the same webhook id, and receivers that dedupe on that id lose nothing.
 ALTER TABLE outbox ADD COLUMN batch_head INTEGER;
+-- Rows queued before batches existed travel alone: one of them may have been sent
+-- already (retried, or dead-lettered and replayed) under its webhook id, and a
+-- receiver that saw it would drop a retry carrying more events under that id.
+UPDATE outbox SET batch_head = id WHERE kind = 'event-notification';
