@@ -20,7 +20,7 @@ pub type Item = (String, String, Vec<(String, String)>);
 
 /// What consent is checked against, loaded by the caller (in a transaction, or from
 /// the store for `$evaluate`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Facts {
     pub consents: Vec<ConsentDirective>,
     /// The patient's Patient.generalPractitioner references.
@@ -157,72 +157,103 @@ pub fn item_of(reference: &str, body: Option<&Value>) -> Item {
     (reference.to_owned(), rtype, labels)
 }
 
-/// Who, what and why of notifying domain event `seq` to a subscription: `None` when
-/// the event is about no patient (nothing of a patient's is disclosed).
-pub async fn for_event<T: Tx>(
-    tx: &mut T,
-    seq: i64,
-    subscription: &str,
-    recipient: Option<&RecipientSpec>,
-    webhook_id: &str,
-    event_number: Option<i64>,
-    now: i64,
-) -> Result<Option<Disclosure>, StoreError> {
-    let row = tx
-        .fetch_rows(&Sql::with(
-            "SELECT event, record_kind, record_id, rtype, rid, patient FROM domain_events WHERE seq = $1",
-            vec![Bind::Int(seq)],
-        ))
-        .await?
-        .pop();
-    let Some(row) = row else { return Ok(None) };
-    let text = |i: usize| row[i].text().unwrap_or("").to_owned();
-    let Some(patient) = row[5].text().map(str::to_owned) else {
-        return Ok(None);
-    };
-    let rtype = RecordKind::ALL
-        .into_iter()
-        .find(|k| k.as_str() == text(1))
-        .map(|k| k.resource_type())
-        .unwrap_or("Basic");
-    // The same focus and context as the notification (notify::worker::item_of).
-    let mut refs = vec![format!("{rtype}/{}", text(2)), patient.clone()];
-    let raised_by = format!("{}/{}", text(3), text(4));
-    if !refs.contains(&raised_by) {
-        refs.push(raised_by);
+/// What consent decides a notification of one domain event on: the event, its
+/// patient, the resources the notification names (focus first) and the patient's
+/// facts. Loaded once per event and transaction, whatever the number of subscribers
+/// ([`EventFacts::memo`]).
+#[derive(Debug, Clone)]
+pub struct EventFacts {
+    event: String,
+    patient: String,
+    refs: Vec<String>,
+    facts: Facts,
+}
+
+/// Facts of events already loaded in this transaction, by `seq` (None: the event is
+/// gone or about no patient).
+pub type FactsMemo = std::collections::HashMap<i64, Option<EventFacts>>;
+
+impl EventFacts {
+    /// The facts of event `seq`, loaded on first use in `memo`.
+    pub async fn memo<'m, T: Tx>(
+        tx: &mut T,
+        memo: &'m mut FactsMemo,
+        seq: i64,
+    ) -> Result<Option<&'m EventFacts>, StoreError> {
+        if let std::collections::hash_map::Entry::Vacant(e) = memo.entry(seq) {
+            e.insert(EventFacts::load(tx, seq).await?);
+        }
+        Ok(memo.get(&seq).and_then(Option::as_ref))
     }
-    let mut facts = load_patient(tx, &patient).await?;
-    for r in &refs {
-        let (t, id) = r.split_once('/').unwrap_or((r, ""));
-        let body = tx.load(t, id).await?.and_then(|s| s.json());
-        facts.items.push(item_of(r, body.as_ref()));
+
+    async fn load<T: Tx>(tx: &mut T, seq: i64) -> Result<Option<EventFacts>, StoreError> {
+        let row = tx
+            .fetch_rows(&Sql::with(
+                "SELECT event, record_kind, record_id, rtype, rid, patient FROM domain_events WHERE seq = $1",
+                vec![Bind::Int(seq)],
+            ))
+            .await?
+            .pop();
+        let Some(row) = row else { return Ok(None) };
+        let text = |i: usize| row[i].text().unwrap_or("").to_owned();
+        let Some(patient) = row[5].text().map(str::to_owned) else {
+            return Ok(None);
+        };
+        let rtype = RecordKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text(1))
+            .map(|k| k.resource_type())
+            .unwrap_or("Basic");
+        // The same focus and context as the notification (notify::worker::item_of).
+        let mut refs = vec![format!("{rtype}/{}", text(2)), patient.clone()];
+        let raised_by = format!("{}/{}", text(3), text(4));
+        if !refs.contains(&raised_by) {
+            refs.push(raised_by);
+        }
+        let mut facts = load_patient(tx, &patient).await?;
+        for r in &refs {
+            let (t, id) = r.split_once('/').unwrap_or((r, ""));
+            let body = tx.load(t, id).await?.and_then(|s| s.json());
+            facts.items.push(item_of(r, body.as_ref()));
+        }
+        Ok(Some(EventFacts {
+            event: text(0),
+            patient,
+            refs,
+            facts,
+        }))
     }
-    let purpose = recipient
-        .map(|r| r.purpose.clone())
-        .unwrap_or_else(|| consent::TREATMENT.to_owned());
-    let at = dates::format_instant(now);
-    let decision = focus_rule(
-        decide(
-            &facts,
-            &patient,
-            recipient,
-            &purpose,
-            &at,
-            tx.consent_policy(),
-        ),
-        &refs[0],
-    );
-    Ok(Some(Disclosure {
-        patient,
-        recipient: recipient.map(|r| r.references.clone()).unwrap_or_default(),
-        purpose,
-        items: refs,
-        decision,
-        subscription: subscription.to_owned(),
-        webhook_id: webhook_id.to_owned(),
-        event_number,
-        event: text(0),
-    }))
+
+    /// Who, what and why of notifying this event to a subscription.
+    pub fn decide(
+        &self,
+        subscription: &str,
+        recipient: Option<&RecipientSpec>,
+        webhook_id: &str,
+        event_number: Option<i64>,
+        now: i64,
+        policy: &Policy,
+    ) -> Disclosure {
+        let purpose = recipient
+            .map(|r| r.purpose.clone())
+            .unwrap_or_else(|| consent::TREATMENT.to_owned());
+        let at = dates::format_instant(now);
+        let decision = focus_rule(
+            decide(&self.facts, &self.patient, recipient, &purpose, &at, policy),
+            &self.refs[0],
+        );
+        Disclosure {
+            patient: self.patient.clone(),
+            recipient: recipient.map(|r| r.references.clone()).unwrap_or_default(),
+            purpose,
+            items: self.refs.clone(),
+            decision,
+            subscription: subscription.to_owned(),
+            webhook_id: webhook_id.to_owned(),
+            event_number,
+            event: self.event.clone(),
+        }
+    }
 }
 
 /// Write the ledger entry for a disclosure (or its denial).

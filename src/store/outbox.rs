@@ -212,6 +212,7 @@ pub async fn match_event_with<T: Tx>(
     now: i64,
 ) -> Result<usize, StoreError> {
     let mut queued = 0;
+    let mut memo = disclosure::FactsMemo::new();
     for topic in catalog::for_event(event) {
         let subs = tx
             .fetch_rows(&stmt(
@@ -236,8 +237,17 @@ pub async fn match_event_with<T: Tx>(
             }
             // Consent, at match time: a denied disclosure is never queued (and takes no
             // event number); the denial is in the ledger.
-            let decided =
-                disclosure::for_event(tx, seq, id, spec.recipient.as_ref(), "", None, now).await?;
+            let facts = disclosure::EventFacts::memo(tx, &mut memo, seq).await?;
+            let decided = facts.map(|f| {
+                f.decide(
+                    id,
+                    spec.recipient.as_ref(),
+                    "",
+                    None,
+                    now,
+                    tx.consent_policy(),
+                )
+            });
             if let Some(d) = decided.filter(|d| d.decision.decision == Decision::Deny) {
                 disclosure::record(tx, &d, &Effect::Denied, now).await?;
                 continue;

@@ -108,6 +108,8 @@ pub async fn claim<T: Tx>(
         ))
         .await?;
     let mut out = Vec::with_capacity(rows.len());
+    // An event fanned out to many subscribers is decided for each, on facts loaded once.
+    let mut memo = disclosure::FactsMemo::new();
     for r in rows {
         let mut r = r.into_iter();
         let mut next = || r.next().unwrap_or(Cell::Null);
@@ -168,16 +170,18 @@ pub async fn claim<T: Tx>(
         let mut kept = Vec::with_capacity(batch.len());
         for row in batch {
             let Some(seq) = row.seq else { continue };
-            let d = disclosure::for_event(
-                tx,
-                seq,
-                &c.subscription_id,
-                recipient.as_ref(),
-                &c.webhook_id,
-                row.number,
-                now,
-            )
-            .await?;
+            let facts = disclosure::EventFacts::memo(tx, &mut memo, seq).await?;
+            let d = facts.map(|f| {
+                let policy = tx.consent_policy();
+                f.decide(
+                    &c.subscription_id,
+                    recipient.as_ref(),
+                    &c.webhook_id,
+                    row.number,
+                    now,
+                    policy,
+                )
+            });
             if let Some(d) = d.as_ref().filter(|d| d.decision.decision == Decision::Deny) {
                 tx.exec(&stmt(
                     "UPDATE outbox SET state = 'denied', claimed_until = NULL, done_at = $2 WHERE id = $1",
