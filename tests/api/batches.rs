@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::consent::{agents, consent, patient, wait_ledger, DENIED, RECIPIENT};
+use crate::consent_support::{agents, consent, patient, wait_ledger, DENIED, RECIPIENT};
 use crate::helpers::TestApp;
 use crate::receiver::{param, Hit, Receiver};
 use crate::subscriptions::{discharged, subscribe, subscription};

@@ -9,6 +9,7 @@ mod bad_input;
 mod batches;
 mod bundle;
 mod consent;
+mod consent_support;
 mod crud;
 mod davinci;
 mod examples;
