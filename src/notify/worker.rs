@@ -364,10 +364,7 @@ async fn notification(
             Vec::new(),
         ),
         _ => {
-            let mut items = vec![event_item(store, c.event_seq, c.event_number, content).await?];
-            for m in &c.more {
-                items.push(event_item(store, Some(m.event_seq), m.event_number, content).await?);
-            }
+            let items = batch_items(store, c, content).await?;
             // The number of the last event it carries.
             let last = items.last().map_or(0, |i| i.number);
             (NotificationType::EventNotification, "active", last, items)
@@ -442,6 +439,47 @@ async fn davinci_message(
     };
     super::davinci::message_bundle(&ctx, &item)
         .map_err(|e| Failure::Final(format!("message not built: {e}")))
+}
+
+/// The events of an event notification, in order, read in one query: a batch's event
+/// numbers lie in one range of its subscription's.
+async fn batch_items(
+    store: &dyn Store,
+    c: &Claimed,
+    content: Content,
+) -> Result<Vec<EventItem>, Failure> {
+    let head = c
+        .event_seq
+        .zip(c.event_number)
+        .ok_or_else(|| Failure::Final("the row names no event".into()))?;
+    let mut wanted = vec![head];
+    for m in &c.more {
+        let number = m
+            .event_number
+            .ok_or_else(|| Failure::Final("a row of the batch has no event number".into()))?;
+        wanted.push((m.event_seq, number));
+    }
+    let numbers = wanted.iter().map(|w| w.1);
+    let (from, to) = (
+        numbers.clone().min().unwrap_or(0),
+        numbers.max().unwrap_or(0),
+    );
+    let found = store
+        .subscription_events(&c.subscription_id, from, to, to - from + 1)
+        .await
+        .map_err(|e| Failure::Retryable(format!("reading the events: {e}")))?;
+    let mut items = Vec::with_capacity(wanted.len());
+    for (seq, number) in wanted {
+        let (_, event) = found
+            .iter()
+            .find(|(_, e)| e.seq == seq)
+            .ok_or_else(|| Failure::Final("the event is gone".into()))?;
+        let item = item_of(store, event, number, content)
+            .await
+            .map_err(|e| Failure::Retryable(format!("reading resources: {e}")))?;
+        items.push(item);
+    }
+    Ok(items)
 }
 
 /// The event a row notifies of, with its focus, context and (for full-resource)
