@@ -16,6 +16,7 @@ mod examples;
 mod faults;
 mod handoff_support;
 mod hl7;
+mod hl7_shutdown;
 mod hl7_tls;
 mod internal_api;
 mod migrations;
