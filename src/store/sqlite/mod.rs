@@ -3,9 +3,10 @@
 //! Durability: WAL with `synchronous = FULL`, so a COMMIT returns only after the WAL
 //! is fsynced. Throughput comes from group commit: one writer task owns the only
 //! write connection, takes every request waiting in its queue (up to `max_batch`),
-//! runs each in its own SAVEPOINT inside one transaction and pays one fsync for all
-//! of them. A request that fails rolls back to its savepoint without touching the
-//! others. Reads use a separate pool and never wait for the writer (WAL readers).
+//! runs them inside one transaction and pays one fsync for all of them. A request
+//! that fails takes back only its own writes (writer.rs: savepoints are used when a
+//! batch has a failure). Reads use a separate pool and never wait for the writer
+//! (WAL readers).
 
 mod checkpoint;
 mod writer;
