@@ -34,12 +34,16 @@ pub trait Tx: Send {
         index: &[IndexEntry],
         existed: bool,
     ) -> Result<(), StoreError>;
-    /// Run a statement (records, events).
-    async fn exec(&mut self, s: &Sql) -> Result<(), StoreError>;
+    /// Run a statement (records, events): the number of rows it changed.
+    async fn exec(&mut self, s: &Sql) -> Result<u64, StoreError>;
     /// The first column of the first row, as text.
     async fn fetch_text(&mut self, s: &Sql) -> Result<Option<String>, StoreError>;
     /// Every row, each column as a [`Cell`] (integers, text, NULL).
     async fn fetch_rows(&mut self, s: &Sql) -> Result<Vec<Vec<Cell>>, StoreError>;
+    /// Run a one-row INSERT into a table keyed by `key`, an integer primary key the
+    /// store assigns, and return the key given. (Not `RETURNING` on SQLite: that makes
+    /// SQLite journal the statement, a copy of every page it touches.)
+    async fn insert_key(&mut self, s: &Sql, key: &str) -> Result<i64, StoreError>;
     /// `" FOR UPDATE SKIP LOCKED"` where rows can be claimed concurrently (PostgreSQL);
     /// empty where one writer already serialises every claim (SQLite).
     fn skip_locked(&self) -> &'static str;

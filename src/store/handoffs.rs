@@ -120,7 +120,7 @@ async fn save<T: Tx>(tx: &mut T, h: &Handoff) -> Result<(), StoreError> {
             Bind::OptInt(h.closed),
         ],
     );
-    tx.exec(&s).await
+    tx.exec(&s).await.map(|_| ())
 }
 
 /// Record a handoff event (domain_events, record kind `handoff`) and queue its

@@ -13,7 +13,7 @@ pub use crate::records::lifecycle::Correction;
 
 pub const SELECT_ACK: &str = "SELECT ack FROM hl7_messages WHERE sender = $1 AND control_id = $2";
 const INSERT: &str = "INSERT INTO hl7_messages (sender, control_id, ack_code, ack, received) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sender, control_id) DO NOTHING RETURNING sender";
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sender, control_id) DO NOTHING";
 /// The message of a [`StoreError::Conflict`] raised when the message was applied before.
 pub const ALREADY_APPLIED: &str = "This HL7 message (sender, MSH-10) was applied before";
 
@@ -38,8 +38,9 @@ pub struct Receipt {
 /// Record the message; a second one with the same key fails the whole commit with
 /// [`ALREADY_APPLIED`].
 pub async fn save<T: Tx>(tx: &mut T, r: &Receipt, now: i64) -> Result<(), StoreError> {
-    let rows = tx
-        .fetch_rows(&Sql::with(
+    // Counted, not `RETURNING`: on SQLite that would journal the statement.
+    let inserted = tx
+        .exec(&Sql::with(
             INSERT,
             vec![
                 Bind::Text(r.sender.clone()),
@@ -50,7 +51,7 @@ pub async fn save<T: Tx>(tx: &mut T, r: &Receipt, now: i64) -> Result<(), StoreE
             ],
         ))
         .await?;
-    if rows.is_empty() {
+    if inserted == 0 {
         return Err(StoreError::Conflict(ALREADY_APPLIED.into()));
     }
     Ok(())

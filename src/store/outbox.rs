@@ -152,6 +152,7 @@ async fn drop_pending<T: Tx>(tx: &mut T, id: &str, now: i64) -> Result<(), Store
         vec![t(id), Bind::Int(now)],
     ))
     .await
+    .map(|_| ())
 }
 
 /// A Subscription deleted: nothing more is owed to it.
@@ -187,6 +188,7 @@ async fn enqueue<T: Tx>(
         ],
     ))
     .await
+    .map(|_| ())
 }
 
 /// Queue a notification of event `seq` for every active subscription it matches.

@@ -22,7 +22,7 @@ const UPSERT_RECORD: &str = "INSERT INTO records (kind, id, patient, status, upd
 const DELETE_RECORD: &str = "DELETE FROM records WHERE kind = $1 AND id = $2";
 const INSERT_EVENT: &str = "INSERT INTO domain_events \
      (event, record_kind, record_id, rtype, rid, version, patient, at, detail) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 fn stmt(text: &str, binds: Vec<Bind>) -> Sql {
     Sql::with(text, binds)
@@ -237,8 +237,8 @@ pub async fn insert_event<T: Tx>(
     patient: Option<String>,
     detail: Value,
 ) -> Result<i64, StoreError> {
-    let rows = tx
-        .fetch_rows(&stmt(
+    tx.insert_key(
+        &stmt(
             INSERT_EVENT,
             vec![
                 Bind::Text(event.into()),
@@ -251,9 +251,10 @@ pub async fn insert_event<T: Tx>(
                 Bind::Int(v.last_updated),
                 Bind::Text(detail.to_string()),
             ],
-        ))
-        .await?;
-    Ok(rows.first().and_then(|r| r[0].int()).unwrap_or(0))
+        ),
+        "seq",
+    )
+    .await
 }
 
 /// A resource's deletion removes the record derived from it (no event: a deletion

@@ -135,17 +135,6 @@ fn push_index_insert(sql: &mut Sql, table: usize, rtype: &str, id: &str, entries
     }
 }
 
-/// Multi-row inserts of a version's index rows, one statement per non-empty table.
-pub fn insert_index(rtype: &str, id: &str, entries: &[IndexEntry]) -> Vec<Sql> {
-    tables_used(entries)
-        .map(|table| {
-            let mut sql = Sql::default();
-            push_index_insert(&mut sql, table, rtype, id, entries);
-            sql
-        })
-        .collect()
-}
-
 /// PostgreSQL: a version's whole write (history row, current row, clearing and
 /// inserting its index rows) as one statement of data-modifying CTEs, so it costs one
 /// round trip instead of up to ten. All parts see the same snapshot, so the DELETEs
@@ -538,12 +527,9 @@ mod tests {
         assert!(one.text.contains("i0 AS (INSERT INTO search_token (rtype, rid, n, param, system, code) VALUES ($7, $8, $9"));
         assert!(one.text.ends_with(" SELECT 1"));
         assert_eq!(one.binds.len(), 6 + 12 + 5);
-        let stmts = insert_index("ServiceRequest", "x", &e);
-        assert_eq!(stmts.len(), 2);
         // Two token rows of six columns each; `n` is each entry's position.
-        assert_eq!(stmts[0].binds.len(), 12);
-        assert!(stmts[0].text.contains("), ($7"));
-        assert_eq!(stmts[0].binds[2], Bind::Int(0));
-        assert_eq!(stmts[0].binds[8], Bind::Int(2));
+        assert!(one.text.contains(", $12), ($13"));
+        assert_eq!(one.binds[6 + 2], Bind::Int(0));
+        assert_eq!(one.binds[6 + 8], Bind::Int(2));
     }
 }

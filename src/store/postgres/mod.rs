@@ -192,11 +192,19 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    async fn exec(&mut self, s: &sql::Sql) -> Result<(), StoreError> {
-        bind_all(sqlx::query(&s.text), &s.binds)
+    async fn exec(&mut self, s: &sql::Sql) -> Result<u64, StoreError> {
+        let done = bind_all(sqlx::query(&s.text), &s.binds)
             .execute(&mut *self.0)
             .await?;
-        Ok(())
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_key(&mut self, s: &sql::Sql, key: &str) -> Result<i64, StoreError> {
+        let text = format!("{} RETURNING {key}", s.text);
+        let row = bind_all(sqlx::query(&text), &s.binds)
+            .fetch_one(&mut *self.0)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?)
     }
 
     async fn fetch_rows(&mut self, s: &sql::Sql) -> Result<Vec<Vec<Cell>>, StoreError> {

@@ -26,7 +26,7 @@ use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::{Checkpointer, Schedule};
-use crate::fhir::search::{IndexEntry, SearchQuery};
+use crate::fhir::search::{IndexEntry, IndexValue, SearchQuery};
 use crate::store::executor::{self, Cell, Tx};
 use crate::store::sql::{self, Bind};
 use crate::store::{StoreError, StoredResource, WriteOp, WriteOutcome};
@@ -231,6 +231,47 @@ fn execute(conn: &Connection, text: &str, values: &[SqlValue]) -> rusqlite::Resu
     stmt.raw_execute()
 }
 
+/// One index row (`n`: its position among the version's rows) by a statement of fixed
+/// text. Not one multi-row INSERT per table as on PostgreSQL: SQLite runs a multi-row
+/// VALUES as a SELECT, and such a statement gets a statement journal (a copy of every
+/// page it touches, in case it fails half-way), and its text, one per row count,
+/// crowds the statement cache.
+fn insert_index_row(
+    c: &Connection,
+    rtype: &str,
+    id: &str,
+    n: i64,
+    e: &IndexEntry,
+) -> rusqlite::Result<usize> {
+    use rusqlite::params;
+    match &e.value {
+        IndexValue::Token { system, code } => c
+            .prepare_cached(
+                "INSERT INTO search_token (rtype, rid, n, param, system, code) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![rtype, id, n, e.param, system, code]),
+        IndexValue::Str { value, exact } => c
+            .prepare_cached(
+                "INSERT INTO search_string (rtype, rid, n, param, value, exact) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![rtype, id, n, e.param, value, exact]),
+        IndexValue::Date { lo, hi } => c
+            .prepare_cached(
+                "INSERT INTO search_date (rtype, rid, n, param, lo, hi) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![rtype, id, n, e.param, lo, hi]),
+        IndexValue::Ref(target) => c
+            .prepare_cached(
+                "INSERT INTO search_ref (rtype, rid, n, param, target) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![rtype, id, n, e.param, target]),
+    }
+}
+
 fn stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResource> {
     Ok(StoredResource {
         rtype: row.get(0)?,
@@ -324,17 +365,22 @@ impl Tx for SqliteTx<'_> {
                 execute(c, stmt, &key(&v.rtype, &v.id))?;
             }
         }
-        for s in sql::insert_index(&v.rtype, &v.id, index) {
-            let values: Vec<_> = s.binds.iter().map(value).collect();
-            execute(c, &s.text, &values)?;
+        for (n, e) in index.iter().enumerate() {
+            insert_index_row(c, &v.rtype, &v.id, n as i64, e)?;
         }
         Ok(())
     }
 
-    async fn exec(&mut self, s: &sql::Sql) -> Result<(), StoreError> {
+    async fn exec(&mut self, s: &sql::Sql) -> Result<u64, StoreError> {
+        let values: Vec<_> = s.binds.iter().map(value).collect();
+        Ok(execute(self.0, &s.text, &values)? as u64)
+    }
+
+    /// The rowid, which is the table's INTEGER PRIMARY KEY `key`.
+    async fn insert_key(&mut self, s: &sql::Sql, _key: &str) -> Result<i64, StoreError> {
         let values: Vec<_> = s.binds.iter().map(value).collect();
         execute(self.0, &s.text, &values)?;
-        Ok(())
+        Ok(self.0.last_insert_rowid())
     }
 
     async fn fetch_rows(&mut self, s: &sql::Sql) -> Result<Vec<Vec<Cell>>, StoreError> {

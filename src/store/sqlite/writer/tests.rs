@@ -41,7 +41,8 @@ impl Db {
             .unwrap();
         drop(store);
         let conn = Connection::open(&file).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
         let policies = Policies {
             consent: settings.consent_policy.clone(),
             handoffs: settings.handoffs.clone(),
@@ -90,7 +91,10 @@ impl Drop for Db {
 async fn a_failing_job_takes_only_its_own_writes_back() {
     let mut db = Db::new().await;
     // Without a failure: every job commits.
-    assert_eq!(db.run(vec![vec![put("a", None)], vec![put("b", None)]]), [true, true]);
+    assert_eq!(
+        db.run(vec![vec![put("a", None)], vec![put("b", None)]]),
+        [true, true]
+    );
     // The second job writes `d`, then fails on `e` (no such version): `d` must go too,
     // and the jobs before and after it stay.
     let ok = db.run(vec![
@@ -101,7 +105,10 @@ async fn a_failing_job_takes_only_its_own_writes_back() {
     assert_eq!(ok, [true, false, true]);
     assert_eq!(db.patients(), ["a", "b", "c", "f"]);
     // A batch of one that fails leaves nothing behind.
-    assert_eq!(db.run(vec![vec![put("g", None), put("h", Some(2))]]), [false]);
+    assert_eq!(
+        db.run(vec![vec![put("g", None), put("h", Some(2))]]),
+        [false]
+    );
     assert_eq!(db.patients(), ["a", "b", "c", "f"]);
     // Later batches commit as before (no transaction left open).
     assert_eq!(db.run(vec![vec![put("i", None)]]), [true]);
