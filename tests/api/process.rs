@@ -63,7 +63,7 @@ async fn serves_from_env_and_config_file_then_stops_on_sigterm() {
         format!("http_addr = \"127.0.0.1:{port}\"\nmax_body_bytes = 2048\nmllp_addr = \"127.0.0.1:0\"\n"),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
+    let child = Command::new(env!("CARGO_BIN_EXE_handoff"))
         .arg("serve")
         .env("HANDOFF_CONFIG", &config)
         .env(
@@ -74,6 +74,11 @@ async fn serves_from_env_and_config_file_then_stops_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed when the test fails part-way, so no server outlives it.
+    let mut gw = crate::faults::Gateway {
+        child,
+        base: String::new(),
+    };
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let start = Instant::now();
@@ -110,13 +115,13 @@ async fn serves_from_env_and_config_file_then_stops_on_sigterm() {
     assert_eq!(r.status(), 201);
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &gw.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let start = Instant::now();
     let exit = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = gw.child.try_wait().unwrap() {
             break s;
         }
         assert!(
