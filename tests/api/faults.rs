@@ -37,6 +37,34 @@ impl Drop for Gateway {
     }
 }
 
+impl Gateway {
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The exit status, waited for at most `limit`.
+    pub fn exit_within(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(start.elapsed() < limit, "no exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// GET `{base}{path}` as JSON.
+    pub async fn get_json(&self, client: &reqwest::Client, path: &str) -> Value {
+        let r = client.get(format!("{}{path}", self.base)).send().await;
+        r.unwrap().json().await.unwrap()
+    }
+}
+
 pub fn start(config: &std::path::Path, port: u16) -> Gateway {
     let child = Command::new(env!("CARGO_BIN_EXE_handoff"))
         .arg("serve")

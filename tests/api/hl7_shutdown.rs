@@ -119,11 +119,7 @@ async fn stopped_mid_apply(database_url: &str, dir: &std::path::Path) {
     })
     .await;
 
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    gw.sigterm();
     // The port closes while the message is still held up: nothing new is taken in.
     until("the MLLP port stayed open after SIGTERM", async || {
         tokio::net::TcpStream::connect(&mllp).await.is_err()
@@ -138,17 +134,7 @@ async fn stopped_mid_apply(database_url: &str, dir: &std::path::Path) {
         .unwrap()
         .expect("the ACK of the message in hand");
     assert_aa(&ack, "SHUT-0001");
-    let began = Instant::now();
-    let exit = loop {
-        if let Some(s) = gw.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(30),
-            "no exit after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = gw.exit_within(Duration::from_secs(30));
     assert!(exit.success(), "exit status {exit:?}");
     drop(gw);
 
@@ -157,14 +143,7 @@ async fn stopped_mid_apply(database_url: &str, dir: &std::path::Path) {
     let gw = start(&config, port);
     let http = reqwest::Client::new();
     wait_up(&http, &gw.base).await;
-    let visits: serde_json::Value = http
-        .get(format!("{}/Encounter?identifier=V1001", gw.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let visits = gw.get_json(&http, "/Encounter?identifier=V1001").await;
     assert_eq!(visits["total"], 1, "{visits}");
     let mut client = Client::connect(&mllp).await.unwrap();
     let again = client
@@ -177,14 +156,7 @@ async fn stopped_mid_apply(database_url: &str, dir: &std::path::Path) {
         segment(&ack, "MSH"),
         "the stored ACK"
     );
-    let history: serde_json::Value = http
-        .get(format!("{}/Encounter/_history", gw.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history = gw.get_json(&http, "/Encounter/_history").await;
     assert_eq!(history["total"], 1, "the resend wrote a version: {history}");
 }
 

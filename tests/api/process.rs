@@ -114,22 +114,8 @@ async fn serves_from_env_and_config_file_then_stops_on_sigterm() {
         .unwrap();
     assert_eq!(r.status(), 201);
 
-    let status = Command::new("kill")
-        .args(["-TERM", &gw.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let start = Instant::now();
-    let exit = loop {
-        if let Some(s) = gw.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    gw.sigterm();
+    let exit = gw.exit_within(Duration::from_secs(15));
     assert!(exit.success(), "exit status {exit:?}");
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -128,9 +128,8 @@ fn all_failed(e: &rusqlite::Error, n: usize) -> Vec<Reply> {
 /// copies) are still whole, to be run again by [`guarded`]. A batch of one needs no
 /// copy: its failure rolls back only itself.
 fn unguarded(conn: &mut Connection, batch: &mut [Job], policies: &Policies) -> Option<Vec<Reply>> {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        tracing::error!(error = %e, "SQLite BEGIN failed; failing the batch");
-        return Some(all_failed(&e, batch.len()));
+    if let Err(failed) = begin(conn, batch.len()) {
+        return Some(failed);
     }
     let single = batch.len() == 1;
     let mut results = Vec::with_capacity(batch.len());
@@ -140,53 +139,64 @@ fn unguarded(conn: &mut Connection, batch: &mut [Job], policies: &Policies) -> O
         } else {
             job.ops.clone()
         };
-        let mut tx = SqliteTx(conn, &policies.consent, false);
-        let result = block_on(executor::execute(&mut tx, ops, &policies.handoffs));
-        let due = tx.2;
-        match result {
-            Ok(outcomes) => results.push((Ok(outcomes), due)),
-            Err(e) => {
+        match execute_ops(conn, ops, policies) {
+            (Ok(outcomes), due) => results.push((Ok(outcomes), due)),
+            (Err(e), _) => {
                 // Also when SQLite has rolled back already (an I/O error, a full disk).
                 let _ = conn.execute_batch("ROLLBACK");
                 return single.then(|| vec![(Err(e), false)]);
             }
         }
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
-        tracing::error!(error = %e, "SQLite COMMIT failed; rolling back the batch");
-        let _ = conn.execute_batch("ROLLBACK");
-        return Some(all_failed(&e, results.len()));
-    }
-    Some(results)
+    Some(commit(conn, results))
 }
 
 /// One transaction, one savepoint per job: a job that fails rolls back to its
 /// savepoint without touching the others.
 fn guarded(conn: &mut Connection, batch: &mut [Job], policies: &Policies) -> Vec<Reply> {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(failed) = begin(conn, batch.len()) {
+        return failed;
+    }
+    let results = batch
+        .iter_mut()
+        .map(|job| run_job(conn, std::mem::take(&mut job.ops), policies))
+        .collect();
+    commit(conn, results)
+}
+
+/// `BEGIN IMMEDIATE`; when it fails, the failure of each of the `n` jobs.
+fn begin(conn: &Connection, n: usize) -> Result<(), Vec<Reply>> {
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| {
         tracing::error!(error = %e, "SQLite BEGIN failed; failing the batch");
-        return all_failed(&e, batch.len());
+        all_failed(&e, n)
+    })
+}
+
+/// `COMMIT`: the jobs' results, or each a failure when the commit fails.
+fn commit(conn: &Connection, results: Vec<Reply>) -> Vec<Reply> {
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => results,
+        Err(e) => {
+            tracing::error!(error = %e, "SQLite COMMIT failed; rolling back the batch");
+            let _ = conn.execute_batch("ROLLBACK");
+            all_failed(&e, results.len())
+        }
     }
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch.iter_mut() {
-        let ops = std::mem::take(&mut job.ops);
-        results.push(run_job(conn, ops, policies));
-    }
-    if let Err(e) = conn.execute_batch("COMMIT") {
-        tracing::error!(error = %e, "SQLite COMMIT failed; rolling back the batch");
-        let _ = conn.execute_batch("ROLLBACK");
-        return all_failed(&e, results.len());
-    }
-    results
+}
+
+/// One job's ops in the open transaction, and whether they made notifications due.
+fn execute_ops(conn: &mut Connection, ops: Vec<WriteOp>, policies: &Policies) -> Reply {
+    let mut tx = SqliteTx(conn, &policies.consent, false);
+    let result = block_on(executor::execute(&mut tx, ops, &policies.handoffs));
+    let due = tx.2 && result.is_ok();
+    (result, due)
 }
 
 fn run_job(conn: &mut Connection, ops: Vec<WriteOp>, policies: &Policies) -> Reply {
     if let Err(e) = conn.execute_batch("SAVEPOINT job") {
         return (Err(e.into()), false);
     }
-    let mut tx = SqliteTx(conn, &policies.consent, false);
-    let result = block_on(executor::execute(&mut tx, ops, &policies.handoffs));
-    let due = tx.2 && result.is_ok();
+    let (result, due) = execute_ops(conn, ops, policies);
     if result.is_err() {
         if let Err(e) = conn.execute_batch("ROLLBACK TO job") {
             return (Err(e.into()), false);
