@@ -29,6 +29,9 @@ pub use sweep::{sweep, worklist_sql, Swept, WorklistQuery, LEASE_NAME};
 pub struct Cue {
     pub event: EventKind,
     pub record: Record,
+    /// The record's resource got its id from the server in this commit, which writes
+    /// no Task: no handoff or Task can name it yet, so there is nothing to look up.
+    pub fresh: bool,
 }
 
 pub const COLUMNS: &str =
@@ -153,10 +156,29 @@ async fn raise<T: Tx>(
 async fn write_task<T: Tx>(
     tx: &mut T,
     id: &str,
-    mut resource: Value,
+    resource: Value,
     now: i64,
 ) -> Result<StoredResource, StoreError> {
     let prior = tx.current("Task", id).await?;
+    write_task_version(tx, id, resource, now, prior).await
+}
+
+/// A Task the gateway makes, with an id it has just made: there is no prior version.
+async fn write_new_task<T: Tx>(
+    tx: &mut T,
+    resource: Value,
+    now: i64,
+) -> Result<StoredResource, StoreError> {
+    write_task_version(tx, &executor::new_id(), resource, now, None).await
+}
+
+async fn write_task_version<T: Tx>(
+    tx: &mut T,
+    id: &str,
+    mut resource: Value,
+    now: i64,
+    prior: Option<(i64, bool)>,
+) -> Result<StoredResource, StoreError> {
     let version = prior.map(|(v, _)| v + 1).unwrap_or(1);
     let stored = executor::write_server_version(
         tx,
@@ -192,13 +214,13 @@ pub async fn open<T: Tx>(
     for cue in cues {
         match (cue.event, &cue.record) {
             (EventKind::PatientDischarged, Record::Transition(tr)) => {
-                open_discharge(tx, tr, Kind::Discharge, now, policy).await?
+                open_discharge(tx, tr, Kind::Discharge, cue.fresh, now, policy).await?
             }
             (EventKind::PatientTransferred, Record::Transition(tr)) => {
-                open_discharge(tx, tr, Kind::Transfer, now, policy).await?
+                open_discharge(tx, tr, Kind::Transfer, cue.fresh, now, policy).await?
             }
             (EventKind::ReferralRequested, Record::Referral(r)) => {
-                open_referral(tx, r, now, policy).await?
+                open_referral(tx, r, cue.fresh, now, policy).await?
             }
             (EventKind::DischargeCancelled, Record::Transition(tr)) => {
                 if let Some(id) = &tr.id {
@@ -304,12 +326,13 @@ async fn open_discharge<T: Tx>(
     tx: &mut T,
     tr: &Transition,
     kind: Kind,
+    fresh: bool,
     now: i64,
     policy: &Policy,
 ) -> Result<(), StoreError> {
     let Some(id) = &tr.id else { return Ok(()) };
     let focus = format!("Encounter/{id}");
-    if open_task(tx, &focus, kind).await?.is_some() {
+    if !fresh && open_task(tx, &focus, kind).await?.is_some() {
         return Ok(());
     }
     let patient = tr.patient.reference.clone();
@@ -354,9 +377,8 @@ async fn open_discharge<T: Tx>(
         description.push_str(&format!("; follow-up owed: {}", f.what));
     }
     let body = task::new_task(&h, &description);
-    let id = executor::new_id();
-    let stored = write_task(tx, &id, body, now).await?;
-    h.task_id = id;
+    let stored = write_new_task(tx, body, now).await?;
+    h.task_id = stored.id.clone();
     opened(tx, &h, &stored).await
 }
 
@@ -376,12 +398,13 @@ async fn opened<T: Tx>(tx: &mut T, h: &Handoff, stored: &StoredResource) -> Resu
 async fn open_referral<T: Tx>(
     tx: &mut T,
     r: &Referral,
+    fresh: bool,
     now: i64,
     policy: &Policy,
 ) -> Result<(), StoreError> {
     let Some(id) = &r.id else { return Ok(()) };
     let focus = format!("ServiceRequest/{id}");
-    if open_task(tx, &focus, Kind::Referral).await?.is_some() {
+    if !fresh && open_task(tx, &focus, Kind::Referral).await?.is_some() {
         return Ok(());
     }
     let mut h = new_handoff(
@@ -395,15 +418,20 @@ async fn open_referral<T: Tx>(
     h.accountable = h.sender.clone();
     h.deadline = Some(policy.referral_accept.after(now));
     // The sender's own Task for the referral, if it wrote one: that Task is the handoff.
-    let mut q = SearchQuery::new("Task");
-    q.filters.push(Filter {
-        param: "focus",
-        any_of: vec![Cond::Ref {
-            target: focus.clone(),
-            any_type: false,
-        }],
-    });
-    let own = match tx.find(&q, 1).await?.pop() {
+    let found = if fresh {
+        None
+    } else {
+        let mut q = SearchQuery::new("Task");
+        q.filters.push(Filter {
+            param: "focus",
+            any_of: vec![Cond::Ref {
+                target: focus.clone(),
+                any_type: false,
+            }],
+        });
+        tx.find(&q, 1).await?.pop()
+    };
+    let own = match found {
         Some(task_id) => tx.load("Task", &task_id).await?.filter(|s| !s.deleted),
         None => None,
     };
@@ -423,8 +451,8 @@ async fn open_referral<T: Tx>(
         }
         None => {
             let body = task::new_task(&h, &format!("Referral {focus}: accept or decline"));
-            let task_id = executor::new_id();
-            (task_id.clone(), write_task(tx, &task_id, body, now).await?)
+            let stored = write_new_task(tx, body, now).await?;
+            (stored.id.clone(), stored)
         }
     };
     h.task_id = task_id;

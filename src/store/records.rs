@@ -24,6 +24,12 @@ const INSERT_EVENT: &str = "INSERT INTO domain_events \
      (event, record_kind, record_id, rtype, rid, version, patient, at, detail) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
+/// A ServiceRequest's token search rows (none once it is deleted). Not filtered on
+/// `param` here: SQLite would then walk every ServiceRequest's `status` rows by the
+/// value index, which covers this query, instead of this one's ten by its key.
+const SR_TOKENS: &str = "SELECT param, code FROM search_token \
+     WHERE rtype = 'ServiceRequest' AND rid = $1";
+
 fn stmt(text: &str, binds: Vec<Bind>) -> Sql {
     Sql::with(text, binds)
 }
@@ -113,11 +119,14 @@ async fn sync_task<T: Tx>(
         // The ServiceRequest is not (yet) here; when it is written it finds this Task.
         return Ok(Vec::new());
     };
+    // The ServiceRequest's status from its search rows, written with its current
+    // version: not its body, which is 4-8 KB of JSON to parse for one code.
     let sr_status = tx
-        .load("ServiceRequest", &sr_id)
+        .fetch_rows(&stmt(SR_TOKENS, vec![Bind::Text(sr_id.clone())]))
         .await?
-        .and_then(|s| s.json())
-        .and_then(|sr| sr["status"].as_str().map(str::to_owned))
+        .into_iter()
+        .find(|row| row[0].text() == Some("status"))
+        .and_then(|mut row| row.pop()?.into_text())
         .unwrap_or_else(|| "active".into());
     let mut next = prior.clone();
     if let Record::Referral(r) = &mut next {
@@ -222,6 +231,7 @@ async fn save<T: Tx>(
         cues.push(Cue {
             event: e,
             record: next.clone(),
+            fresh: known.new_id && !known.commit_has_task,
         });
     }
     Ok(cues)

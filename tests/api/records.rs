@@ -14,6 +14,7 @@ test_both!(
     a_discharge_without_an_end_time_is_refused,
     a_transaction_with_the_task_first_still_links_it,
     a_task_written_before_its_service_request_is_found,
+    a_task_write_reads_its_service_requests_status,
     care_plans_and_consents_raise_change_events,
     deleting_the_resource_removes_the_record,
 );
@@ -272,6 +273,23 @@ async fn a_task_written_before_its_service_request_is_found(app: TestApp) {
     let r = record(&app, "referrals/client-sr-1").await;
     assert_eq!(r["status"], "accepted");
     assert_eq!(r["task"]["status"], "accepted");
+}
+
+/// A Task's write derives the referral's status from the ServiceRequest's own status
+/// (read from its search rows) and the Task's: a draft stays a draft whatever the Task.
+async fn a_task_write_reads_its_service_requests_status(app: TestApp) {
+    let mut draft = referral_sr("Patient/p1");
+    draft["status"] = json!("draft");
+    let sr = app.create(&draft).await;
+    let id = sr["id"].as_str().unwrap();
+    assert_eq!(
+        record(&app, &format!("referrals/{id}")).await["status"],
+        "draft"
+    );
+    app.create(&task_for(id, "accepted")).await;
+    let r = record(&app, &format!("referrals/{id}")).await;
+    assert_eq!(r["task"]["status"], "accepted");
+    assert_eq!(r["status"], "draft", "{r}");
 }
 
 async fn care_plans_and_consents_raise_change_events(app: TestApp) {
