@@ -203,10 +203,19 @@ async fn deliver(store: &dyn Store, client: &reqwest::Client, s: &DeliverySettin
         subscription = %c.subscription_id, outbox = c.outbox_id, kind = %c.kind,
         events = 1 + c.more.len(), status = ?http_status, next = ?next, "delivery attempt"
     );
+    let ledger = match crate::store::outbox::ledger(&c, &attempt, &next) {
+        Ok(entries) => entries,
+        Err(e) => {
+            // Not recorded: the lease runs out and the row is tried again.
+            tracing::error!(error = %e, outbox = c.outbox_id, "building the ledger entries failed");
+            return;
+        }
+    };
     let op = OutboxOp::Finish {
         claimed: Box::new(c),
         attempt,
         next,
+        ledger,
     };
     if let Err(e) = store.commit(vec![WriteOp::Outbox(op)]).await {
         // The lease runs out and the row is tried again: a duplicate, same webhook id.

@@ -263,12 +263,41 @@ pub async fn record<T: Tx>(
     effect: &Effect,
     at: i64,
 ) -> Result<(), StoreError> {
-    let event = ledger::disclosure_event(d, effect, at);
-    tracing::info!(
-        subscription = %d.subscription, webhook_id = %d.webhook_id,
-        decision = ?d.decision.decision, effect = ?effect_name(effect), "disclosure ledger"
-    );
-    executor::write_new(tx, event, at).await.map(|_| ())
+    entry(d, effect, at)?.write(tx).await
+}
+
+/// A ledger entry made ready outside the transaction that writes it: building,
+/// serialising and indexing its AuditEvent is a delivery worker's work, not the
+/// (single, on SQLite) writer's.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    audit: executor::Prepared,
+    subscription: String,
+    webhook_id: String,
+    decision: Decision,
+    effect: &'static str,
+}
+
+/// The ledger entry for a disclosure (or its denial), `effect` known at `at`.
+pub fn entry(d: &Disclosure, effect: &Effect, at: i64) -> Result<Entry, StoreError> {
+    Ok(Entry {
+        audit: executor::prepare_new(ledger::disclosure_event(d, effect, at), at)?,
+        subscription: d.subscription.clone(),
+        webhook_id: d.webhook_id.clone(),
+        decision: d.decision.decision,
+        effect: effect_name(effect),
+    })
+}
+
+impl Entry {
+    pub async fn write<T: Tx>(&self, tx: &mut T) -> Result<(), StoreError> {
+        tracing::info!(
+            subscription = %self.subscription, webhook_id = %self.webhook_id,
+            decision = ?self.decision, effect = self.effect, audit = %self.audit.stored.id,
+            "disclosure ledger"
+        );
+        self.audit.write(tx).await
+    }
 }
 
 fn effect_name(e: &Effect) -> &'static str {

@@ -491,13 +491,10 @@ fn resource_type(resource: &Value) -> Result<String, StoreError> {
         .ok_or_else(|| StoreError::Conflict("resource has no resourceType".into()))
 }
 
-/// Write version 1 of a resource the server itself makes (an AuditEvent of the
-/// disclosure ledger), with a new id; no hooks run.
-pub async fn write_new<T: Tx>(
-    tx: &mut T,
-    mut resource: Value,
-    now: i64,
-) -> Result<StoredResource, StoreError> {
+/// Version 1 of a resource the server itself makes (an AuditEvent of the disclosure
+/// ledger), with a new id, stamped, serialised and indexed but not yet written: pure
+/// work, which callers may do before the writer's transaction (see `Prepared`).
+pub fn prepare_new(mut resource: Value, now: i64) -> Result<Prepared, StoreError> {
     let rtype = resource_type(&resource)?;
     let id = new_id();
     stamp(&mut resource, &id, 1, now);
@@ -511,8 +508,32 @@ pub async fn write_new<T: Tx>(
         deleted: false,
         body: Some(body.into()),
     };
-    tx.write(&stored, &index, false).await?;
-    Ok(stored)
+    Ok(Prepared { stored, index })
+}
+
+/// A new version ready to write: its row and its search rows.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub stored: StoredResource,
+    pub index: Vec<IndexEntry>,
+}
+
+impl Prepared {
+    /// Write it (no hooks run).
+    pub async fn write<T: Tx>(&self, tx: &mut T) -> Result<(), StoreError> {
+        tx.write(&self.stored, &self.index, false).await
+    }
+}
+
+/// Write version 1 of a resource the server itself makes, with a new id; no hooks run.
+pub async fn write_new<T: Tx>(
+    tx: &mut T,
+    resource: Value,
+    now: i64,
+) -> Result<StoredResource, StoreError> {
+    let p = prepare_new(resource, now)?;
+    p.write(tx).await?;
+    Ok(p.stored)
 }
 
 pub fn new_id() -> String {
@@ -560,28 +581,4 @@ fn rewrite_references(v: &mut Value, urls: &HashMap<String, String>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn stamp_sets_server_fields_and_keeps_the_rest() {
-        let mut r = json!({"resourceType": "Patient", "meta": {"profile": ["x"], "versionId": "99"}, "active": true});
-        stamp(&mut r, "abc", 3, 0);
-        assert_eq!(r["id"], "abc");
-        assert_eq!(r["meta"]["versionId"], "3");
-        assert_eq!(r["meta"]["profile"][0], "x");
-        let keys: Vec<_> = r.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys[..2], ["resourceType".to_string(), "id".to_string()]);
-    }
-
-    #[test]
-    fn rewrites_only_mapped_references() {
-        let mut r =
-            json!({"subject": {"reference": "urn:uuid:1"}, "x": [{"reference": "urn:uuid:2"}]});
-        let urls = HashMap::from([("urn:uuid:1".to_string(), "Patient/p".to_string())]);
-        rewrite_references(&mut r, &urls);
-        assert_eq!(r["subject"]["reference"], "Patient/p");
-        assert_eq!(r["x"][0]["reference"], "urn:uuid:2");
-    }
-}
+mod tests;

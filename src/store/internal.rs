@@ -42,8 +42,9 @@ pub(super) async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOu
             claimed,
             attempt,
             next,
+            ledger,
         } => {
-            let status = outbox::finish(tx, &claimed, &attempt, &next).await?;
+            let status = outbox::finish(tx, &claimed, &attempt, &next, &ledger).await?;
             if let Some(status) = status {
                 let error = match &next {
                     outbox::Next::Dead(why) => Some(why.as_str()),

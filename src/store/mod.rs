@@ -138,6 +138,8 @@ pub enum OutboxOp {
         claimed: Box<outbox::Claimed>,
         attempt: outbox::Attempt,
         next: outbox::Next,
+        /// `outbox::ledger(claimed, attempt, next)`, made before the commit.
+        ledger: Vec<disclosure::Entry>,
     },
 }
 

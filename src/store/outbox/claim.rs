@@ -310,14 +310,31 @@ pub enum Next {
     Dead(String),
 }
 
-/// Record an attempt (one row per event it carried) and what follows from it. A
-/// delivered handshake makes the subscription `active`; a dead notification (handshake
-/// or not) puts it in `error`.
+/// The ledger entries of an attempt's outcome, one per event the notification carried
+/// (a heartbeat or handshake carries none). Made by the delivery worker, outside the
+/// transaction that [`finish`] writes them in.
+pub fn ledger(c: &Claimed, a: &Attempt, next: &Next) -> Result<Vec<disclosure::Entry>, StoreError> {
+    let effect = match (next, &a.error) {
+        (Next::Delivered, _) => Effect::Delivered,
+        (_, Some(e)) => Effect::Unacknowledged(e.clone()),
+        (_, None) => Effect::Unacknowledged("no answer".into()),
+    };
+    c.rows()
+        .into_iter()
+        .filter_map(|(_, d)| d)
+        .map(|d| disclosure::entry(d, &effect, a.at))
+        .collect()
+}
+
+/// Record an attempt (one row per event it carried) and what follows from it, with
+/// its ledger entries (from [`ledger`]). A delivered handshake makes the subscription
+/// `active`; a dead notification (handshake or not) puts it in `error`.
 pub async fn finish<T: Tx>(
     tx: &mut T,
     c: &Claimed,
     a: &Attempt,
     next: &Next,
+    ledger: &[disclosure::Entry],
 ) -> Result<Option<&'static str>, StoreError> {
     // The subscription's next notification may go now (or this one, later).
     tx.mark_due();
@@ -349,13 +366,8 @@ pub async fn finish<T: Tx>(
         ))
         .await?;
     }
-    for d in rows.iter().filter_map(|(_, d)| *d) {
-        let effect = match (next, &a.error) {
-            (Next::Delivered, _) => Effect::Delivered,
-            (_, Some(e)) => Effect::Unacknowledged(e.clone()),
-            (_, None) => Effect::Unacknowledged("no answer".into()),
-        };
-        disclosure::record(tx, d, &effect, a.at).await?;
+    for entry in ledger {
+        entry.write(tx).await?;
     }
     let new_status = match (next, c.kind.as_str()) {
         (Next::Delivered, "handshake") => Some(("active", None)),
