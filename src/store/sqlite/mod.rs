@@ -81,7 +81,7 @@ impl_store!(SqliteStore, reads, {
     async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.jobs
-            .send(writer::Job { ops, reply })
+            .send(writer::Job::new(ops, reply))
             .await
             .map_err(|_| StoreError::Unavailable)?;
         let (out, due) = rx.await.map_err(|_| StoreError::Unavailable)?;

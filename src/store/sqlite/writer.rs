@@ -6,8 +6,9 @@
 //! A job that fails must not take the others down with it. A SAVEPOINT per job would
 //! do that, but it costs every job a copy of each page it touches (SQLite's statement
 //! journal), about a sixth of this thread's time: so the batch first runs without
-//! savepoints (on copies of its jobs), and only when a job fails is it rolled back and
-//! run again with a savepoint per job, where the failure stays the failing job's own.
+//! savepoints, and only when a job fails is it rolled back and run again, from the
+//! copy of its ops each job brings (made by its sender, not on this thread), with a
+//! savepoint per job, where the failure stays the failing job's own.
 //! Replies are sent only after COMMIT has returned, so a 201 means durable.
 //!
 //! The thread uses rusqlite rather than sqlx: sqlx runs each SQLite statement on a
@@ -33,7 +34,20 @@ use crate::store::{StoreError, StoredResource, WriteOp, WriteOutcome};
 
 pub struct Job {
     pub ops: Vec<WriteOp>,
+    /// A copy of `ops`, made by the sender (off this thread): used only when the
+    /// batch must be run again with savepoints (see [`guarded`]).
+    pub spare: Vec<WriteOp>,
     pub reply: oneshot::Sender<Reply>,
+}
+
+impl Job {
+    pub fn new(ops: Vec<WriteOp>, reply: oneshot::Sender<Reply>) -> Self {
+        Job {
+            spare: ops.clone(),
+            ops,
+            reply,
+        }
+    }
 }
 
 /// A job's outcomes, and whether it made notifications due (then committed).
@@ -124,9 +138,9 @@ fn all_failed(e: &rusqlite::Error, n: usize) -> Vec<Reply> {
 }
 
 /// The jobs straight in the transaction, without savepoints. None when a job failed
-/// in a batch of several: the transaction was rolled back, and the jobs (run on
-/// copies) are still whole, to be run again by [`guarded`]. A batch of one needs no
-/// copy: its failure rolls back only itself.
+/// in a batch of several: the transaction was rolled back, and the jobs' spare copies
+/// are run again by [`guarded`]. A batch of one needs no second run: its failure
+/// rolls back only itself.
 fn unguarded(conn: &mut Connection, batch: &mut [Job], policies: &Policies) -> Option<Vec<Reply>> {
     if let Err(failed) = begin(conn, batch.len()) {
         return Some(failed);
@@ -134,12 +148,7 @@ fn unguarded(conn: &mut Connection, batch: &mut [Job], policies: &Policies) -> O
     let single = batch.len() == 1;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
-        let ops = if single {
-            std::mem::take(&mut job.ops)
-        } else {
-            job.ops.clone()
-        };
-        match execute_ops(conn, ops, policies) {
+        match execute_ops(conn, std::mem::take(&mut job.ops), policies) {
             (Ok(outcomes), due) => results.push((Ok(outcomes), due)),
             (Err(e), _) => {
                 // Also when SQLite has rolled back already (an I/O error, a full disk).
@@ -159,7 +168,7 @@ fn guarded(conn: &mut Connection, batch: &mut [Job], policies: &Policies) -> Vec
     }
     let results = batch
         .iter_mut()
-        .map(|job| run_job(conn, std::mem::take(&mut job.ops), policies))
+        .map(|job| run_job(conn, std::mem::take(&mut job.spare), policies))
         .collect();
     commit(conn, results)
 }

@@ -20,7 +20,7 @@ fn put(id: &str, if_match: Option<i64>) -> WriteOp {
 
 fn job(ops: Vec<WriteOp>) -> Job {
     let (reply, _rx) = oneshot::channel();
-    Job { ops, reply }
+    Job::new(ops, reply)
 }
 
 struct Db {
