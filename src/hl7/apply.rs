@@ -98,34 +98,33 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
         Ok(m) => m,
         Err(r) => return Attempt::Done(refuse(ctx, msg, h, to, r, Some(&keys)).await),
     };
+    // What is stored now of each resource the message maps to, read side by side
+    // (one round trip's wait, not one per resource).
+    let reads = mapped.resources.iter().map(|r| stored_body(ctx, r));
+    let stored_now = match futures::future::try_join_all(reads).await {
+        Ok(bodies) => bodies,
+        Err(e) => return Attempt::Done(unavailable(to, &msg.delims, e)),
+    };
     // A message naming no PCP (no PD1-4, no ROL PP) keeps the one stored.
-    if let Some(p) = mapped
-        .resources
-        .iter_mut()
-        .find(|r| r["resourceType"] == "Patient" && r.get("generalPractitioner").is_none())
-    {
-        match ctx.store.read("Patient", &keys.patient).await {
-            Ok(Some(s)) => {
-                if let Some(gp) = s.json().and_then(|b| b.get("generalPractitioner").cloned()) {
-                    p["generalPractitioner"] = gp;
-                }
+    for (r, current) in mapped.resources.iter_mut().zip(&stored_now) {
+        if r["resourceType"] == "Patient" && r.get("generalPractitioner").is_none() {
+            if let Some(gp) = current.as_ref().and_then(|b| b.get("generalPractitioner")) {
+                r["generalPractitioner"] = gp.clone();
             }
-            Ok(None) => {}
-            Err(e) => return Attempt::Done(unavailable(to, &msg.delims, e)),
         }
     }
     if let Some(r) = invalid_fhir(&mapped.resources) {
         return Attempt::Done(refuse(ctx, msg, h, to, r, Some(&keys)).await);
     }
     let ack_text = ack::build(to, &msg.delims, Ok(()), now);
-    let mut resources = Vec::with_capacity(mapped.resources.len());
-    for r in mapped.resources {
-        match unchanged(ctx, &r).await {
-            Ok(true) => {}
-            Ok(false) => resources.push(r),
-            Err(e) => return Attempt::Done(unavailable(to, &msg.delims, e)),
-        }
-    }
+    // What the message leaves as it is stored is not written again.
+    let mut resources: Vec<Value> = mapped
+        .resources
+        .into_iter()
+        .zip(stored_now)
+        .filter(|(r, current)| current.as_ref() != Some(r))
+        .map(|(r, _)| r)
+        .collect();
     // One lock order for every message (type, then id), so that concurrent messages
     // naming the same practitioners and places never deadlock on PostgreSQL.
     resources.sort_by(|a, b| {
@@ -188,22 +187,22 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
 /// Whether `r` is stored already, exactly (its meta aside): the practitioners, places
 /// and patient most messages repeat are then not written again (no new version, no
 /// row lock). The Encounter and the Provenance are always written.
-async fn unchanged(ctx: &Hl7Context, r: &Value) -> Result<bool, StoreError> {
+/// The stored body of the resource `r` maps to, without its `meta` (None when there
+/// is none). Not read for the visit and the Provenance, which every message writes.
+async fn stored_body(ctx: &Hl7Context, r: &Value) -> Result<Option<Value>, StoreError> {
     let rtype = r["resourceType"].as_str().unwrap_or("");
     if matches!(rtype, "Encounter" | "Provenance") {
-        return Ok(false);
+        return Ok(None);
     }
     let id = r["id"].as_str().unwrap_or("");
     let Some(stored) = ctx.store.read(rtype, id).await? else {
-        return Ok(false);
+        return Ok(None);
     };
-    let Some(mut body) = stored.json().filter(|_| !stored.deleted) else {
-        return Ok(false);
-    };
-    if let Some(o) = body.as_object_mut() {
+    let mut body = stored.json().filter(|_| !stored.deleted);
+    if let Some(o) = body.as_mut().and_then(Value::as_object_mut) {
         o.remove("meta");
     }
-    Ok(&body == r)
+    Ok(body)
 }
 
 fn root(e: &StoreError) -> &StoreError {

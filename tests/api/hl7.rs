@@ -17,6 +17,7 @@ use crate::test_both;
 
 test_both!(
     an_adt_feed_is_stored_and_acked,
+    an_update_naming_no_pcp_keeps_it_and_rewrites_nothing_unchanged,
     a_discharge_reaches_the_pcp_and_its_cancellation_follows,
     a_resend_is_applied_once_and_answered_alike,
     copies_racing_on_several_connections_are_applied_once,
@@ -125,6 +126,33 @@ async fn an_adt_feed_is_stored_and_acked(app: TestApp) {
     assert_aa(&ack, "MSG-A04-0001");
     assert_eq!(app.count("Encounter").await, 2);
     assert_eq!(app.count("Patient").await, 2);
+}
+
+/// An A08 without PD1 or ROL keeps the PCP stored; what it maps to unchanged (the
+/// Patient, once the PCP is kept; the PCP) gets no new version.
+async fn an_update_naming_no_pcp_keeps_it_and_rewrites_nothing_unchanged(app: TestApp) {
+    assert_aa(
+        &send(&app, &fixture("a01-v23-lf.hl7")).await,
+        "MSG-A01-0001",
+    );
+    let patient_ref = visit(&app).await["subject"]["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before: Value = app.get(&patient_ref).await.json().await.unwrap();
+    let pcp = before["generalPractitioner"][0]["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a08 = a01_as("A08", "MSG-A08-NOPD1");
+    let no_pd1: Vec<&str> = a08.lines().filter(|l| !l.starts_with("PD1|")).collect();
+    assert_aa(&send(&app, &no_pd1.join("\r")).await, "MSG-A08-NOPD1");
+    assert_eq!(visit(&app).await["meta"]["versionId"], "2");
+    let after: Value = app.get(&patient_ref).await.json().await.unwrap();
+    assert_eq!(after["generalPractitioner"][0]["reference"], pcp.as_str());
+    assert_eq!(after["meta"]["versionId"], "1", "{after}");
+    let gp: Value = app.get(&pcp).await.json().await.unwrap();
+    assert_eq!(gp["meta"]["versionId"], "1", "{gp}");
 }
 
 async fn a_discharge_reaches_the_pcp_and_its_cancellation_follows(app: TestApp) {
