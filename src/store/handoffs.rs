@@ -17,7 +17,7 @@ use super::executor::{self, Cell, Tx};
 use super::sql::{Bind, Sql};
 use super::{StoreError, StoredResource};
 use crate::fhir::outcome::{Issue, IssueCode};
-use crate::fhir::search::{dates, Cond, Filter, SearchQuery};
+use crate::fhir::search::dates;
 use crate::handoffs::{self, task, Handoff, Kind, Policy};
 use crate::records::types::Party;
 use crate::records::{EventKind, Record, Referral, Transition};
@@ -418,22 +418,12 @@ async fn open_referral<T: Tx>(
     h.accountable = h.sender.clone();
     h.deadline = Some(policy.referral_accept.after(now));
     // The sender's own Task for the referral, if it wrote one: that Task is the handoff.
-    let found = if fresh {
+    let own = if fresh {
         None
     } else {
-        let mut q = SearchQuery::new("Task");
-        q.filters.push(Filter {
-            param: "focus",
-            any_of: vec![Cond::Ref {
-                target: focus.clone(),
-                any_type: false,
-            }],
-        });
-        tx.find(&q, 1).await?.pop()
-    };
-    let own = match found {
-        Some(task_id) => tx.load("Task", &task_id).await?.filter(|s| !s.deleted),
-        None => None,
+        super::records::task_of(tx, id)
+            .await?
+            .filter(|s| !s.deleted)
     };
     let (task_id, stored) = match own.and_then(|s| s.json().map(|b| (s.id.clone(), b))) {
         Some((task_id, mut body)) => {

@@ -143,7 +143,10 @@ async fn sync_task<T: Tx>(
 }
 
 /// The Task whose focus is ServiceRequest/`sr_id`, if any.
-async fn task_of<T: Tx>(tx: &mut T, sr_id: &str) -> Result<Option<StoredResource>, StoreError> {
+pub(super) async fn task_of<T: Tx>(
+    tx: &mut T,
+    sr_id: &str,
+) -> Result<Option<StoredResource>, StoreError> {
     let mut q = SearchQuery::new("Task");
     q.filters.push(Filter {
         param: "focus",
