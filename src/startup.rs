@@ -92,7 +92,6 @@ async fn start_mllp(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Resul
         return Ok(None);
     }
     use crate::hl7::{apply::Hl7Context, listener};
-    let ctx_store = store.clone();
     let ctx = Hl7Context {
         store,
         a08_window: Duration::from_secs(settings.hl7_a08_window_secs),
@@ -121,12 +120,6 @@ async fn start_mllp(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Resul
         "MLLP listening"
     );
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let retention = Duration::from_secs(settings.hl7_receipt_retention_secs);
-    tokio::spawn(crate::hl7::apply::prune_receipts(
-        ctx_store,
-        retention,
-        rx.clone(),
-    ));
     let task = tokio::spawn(l.run(rx, Duration::from_secs(10)));
     Ok(Some(Mllp { port, stop, task }))
 }
@@ -209,6 +202,12 @@ impl Application {
             delivery,
             stop_rx.clone(),
         );
+        // Message receipts (HL7 v2 and FHIR messages) are pruned even with MLLP off.
+        tokio::spawn(crate::hl7::apply::prune_receipts(
+            store.clone(),
+            Duration::from_secs(settings.hl7_receipt_retention_secs),
+            stop_rx.clone(),
+        ));
         let instance = uuid::Uuid::new_v4().to_string();
         let sweeper = match settings.handoffs.sweep_interval_secs {
             0 => None,

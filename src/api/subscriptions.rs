@@ -4,6 +4,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::Value;
 
 use super::access;
 use super::error::ApiError;
@@ -16,7 +17,8 @@ use crate::notify::davinci;
 use crate::notify::ssrf;
 use crate::notify::worker::item_of;
 use crate::startup::AppState;
-use crate::store::{WriteOp, WriteOutcome};
+use crate::store::hl7::{Receipt, ALREADY_APPLIED};
+use crate::store::{StoreError, WriteOp, WriteOutcome};
 
 /// Most events one `$events` call returns.
 const MAX_EVENTS: i64 = 1000;
@@ -317,17 +319,51 @@ pub async fn process_message(
             check_write(&state, ctx.caller.as_deref(), &op).await?;
             ops.push(op);
         }
-        if !ops.is_empty() {
-            state.store.commit(ops).await?;
+        // A message processed before (a sender resending after a lost response) is
+        // answered with the response it had, and not applied again.
+        let (sender, message_id) = davinci::receipt_key(&message);
+        if let Some(answer) = stored_response(&state, &sender, &message_id).await? {
+            tracing::info!(message = %message.message_id, "message resent: the stored response answers it");
+            return Ok(ctx.resource(StatusCode::OK, &answer));
+        }
+        let answer = davinci::response_bundle(&ctx.base, &message, davinci::ResponseCode::Ok, None);
+        ops.push(WriteOp::Hl7(Receipt {
+            sender: sender.clone(),
+            control_id: message_id.clone(),
+            ack_code: davinci::ResponseCode::Ok.as_str().into(),
+            ack: answer.to_string(),
+            encounter: None,
+            correction: None,
+            coalesce_micros: None,
+        }));
+        match state.store.commit(ops).await {
+            Ok(_) => {}
+            // A copy of the message sent at the same time committed first.
+            Err(e) if matches!(e.root(), StoreError::Conflict(m) if m == ALREADY_APPLIED) => {
+                if let Some(answer) = stored_response(&state, &sender, &message_id).await? {
+                    return Ok(ctx.resource(StatusCode::OK, &answer));
+                }
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
         }
         tracing::info!(
             message = %message.message_id, event = %message.event.1,
             stored = message.resources.len(), skipped = message.skipped.len(),
             "message processed"
         );
-        let answer = davinci::response_bundle(&ctx.base, &message, davinci::ResponseCode::Ok, None);
         Ok(ctx.resource(StatusCode::OK, &answer))
     }
     .await;
     ctx.finish(r)
+}
+
+/// The response kept for a message processed before, if any.
+async fn stored_response(
+    state: &AppState,
+    sender: &str,
+    message_id: &str,
+) -> Result<Option<Value>, ApiError> {
+    let stored = state.store.hl7_ack(sender, message_id).await?;
+    Ok(stored.and_then(|text| serde_json::from_str(&text).ok()))
 }

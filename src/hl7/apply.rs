@@ -162,7 +162,7 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
             tracing::info!(event = %h.event, control_id = %h.control_id, encounter = %keys.encounter, ack = "AA", "HL7 message applied");
             Attempt::Done(ack_text)
         }
-        Err(e) => match root(&e) {
+        Err(e) => match e.root() {
             StoreError::PreconditionFailed(_) => Attempt::Retry,
             StoreError::Conflict(m) if m == ALREADY_APPLIED => {
                 Attempt::Done(already_applied(ctx, h, to, &msg.delims).await)
@@ -184,11 +184,10 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
     }
 }
 
-/// Whether `r` is stored already, exactly (its meta aside): the practitioners, places
-/// and patient most messages repeat are then not written again (no new version, no
-/// row lock). The Encounter and the Provenance are always written.
 /// The stored body of the resource `r` maps to, without its `meta` (None when there
 /// is none). Not read for the visit and the Provenance, which every message writes.
+/// A resource stored exactly so (the practitioners, places and patient most messages
+/// repeat) is not written again: no new version, no row lock.
 async fn stored_body(ctx: &Hl7Context, r: &Value) -> Result<Option<Value>, StoreError> {
     let rtype = r["resourceType"].as_str().unwrap_or("");
     if matches!(rtype, "Encounter" | "Provenance") {
@@ -203,13 +202,6 @@ async fn stored_body(ctx: &Hl7Context, r: &Value) -> Result<Option<Value>, Store
         o.remove("meta");
     }
     Ok(body)
-}
-
-fn root(e: &StoreError) -> &StoreError {
-    match e {
-        StoreError::Entry { source, .. } => root(source),
-        other => other,
-    }
 }
 
 fn receipt(
@@ -266,7 +258,7 @@ async fn refuse(
     let op = WriteOp::Hl7(receipt(ctx, h, AckCode::AE, &text, keys, None));
     match ctx.store.commit(vec![op]).await {
         Ok(_) => text,
-        Err(e) if matches!(root(&e), StoreError::Conflict(m) if m == ALREADY_APPLIED) => {
+        Err(e) if matches!(e.root(), StoreError::Conflict(m) if m == ALREADY_APPLIED) => {
             already_applied(ctx, h, to, &msg.delims).await
         }
         // The AE stands; a resend is checked again.

@@ -33,7 +33,7 @@ mod samples;
 #[cfg(test)]
 mod tests;
 
-pub use inbound::{parse_message, InboundMessage, STORED_TYPES};
+pub use inbound::{parse_message, receipt_key, InboundMessage, STORED_TYPES};
 pub use response::{response_bundle, ResponseCode};
 
 /// `meta.profile` of a notification Bundle.

@@ -147,11 +147,14 @@ pub async fn execute<T: Tx>(
     };
 
     let mut order: Vec<usize> = (0..ops.len()).collect();
+    // A message's receipt first: a second copy of the message committing at the same
+    // time waits on its key (PostgreSQL) and fails there, before touching a resource.
     order.sort_by_key(|&i| match ops[i] {
-        WriteOp::Delete { .. } | WriteOp::ConditionalDelete { .. } => 0,
-        WriteOp::Create { .. } => 1,
-        WriteOp::Update { .. } | WriteOp::ConditionalUpdate { .. } => 2,
-        WriteOp::Outbox(_) | WriteOp::Hl7(_) | WriteOp::Handoffs(_) | WriteOp::PruneHl7 { .. } => 3,
+        WriteOp::Hl7(_) => 0,
+        WriteOp::Delete { .. } | WriteOp::ConditionalDelete { .. } => 1,
+        WriteOp::Create { .. } => 2,
+        WriteOp::Update { .. } | WriteOp::ConditionalUpdate { .. } => 3,
+        WriteOp::Outbox(_) | WriteOp::Handoffs(_) | WriteOp::PruneHl7 { .. } => 4,
     });
 
     // 1. Resolve every op to a plan; note the fullUrl -> Type/id mapping.

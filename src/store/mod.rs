@@ -220,6 +220,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The error itself, or for an op inside a multi-op commit, the op's own error.
+    pub fn root(&self) -> &StoreError {
+        match self {
+            StoreError::Entry { source, .. } => source.root(),
+            other => other,
+        }
+    }
+
     /// A failure of the database itself (not of the request): logged, reported as 500.
     pub fn is_internal(&self) -> bool {
         match self {

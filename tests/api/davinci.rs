@@ -15,6 +15,7 @@ test_both!(
     a_discharge_goes_out_as_a_da_vinci_message,
     an_inbound_discharge_message_is_stored_and_notified,
     bad_messages_are_refused_and_nothing_is_stored,
+    a_resent_message_gets_its_first_answer_and_is_applied_once,
 );
 
 fn fixture(name: &str) -> Value {
@@ -165,4 +166,52 @@ async fn bad_messages_are_refused_and_nothing_is_stored(app: TestApp) {
     assert_eq!(r.status(), 400);
     assert_eq!(app.count("Encounter").await, 0);
     assert_eq!(app.count("Patient").await, 0);
+}
+
+async fn history_len(app: &TestApp, path: &str) -> usize {
+    let h: Value = app.get(path).await.json().await.unwrap();
+    h["entry"].as_array().map_or(0, Vec::len)
+}
+
+async fn a_resent_message_gets_its_first_answer_and_is_applied_once(app: TestApp) {
+    let message = fixture("discharge-notification.json");
+    let enc = message["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Encounter")
+        .unwrap();
+    let history = format!(
+        "Encounter/{}/_history",
+        enc["resource"]["id"].as_str().unwrap()
+    );
+    let first: Value = app
+        .post_json("$process-message", &message)
+        .await
+        .json()
+        .await
+        .unwrap();
+    // The sender lost that answer and sends the message again, twice at once.
+    let (a, b) = tokio::join!(
+        app.post_json("$process-message", &message),
+        app.post_json("$process-message", &message)
+    );
+    for r in [a, b] {
+        assert_eq!(r.status(), 200);
+        let again: Value = r.json().await.unwrap();
+        assert_eq!(again, first, "a resend is answered with the first response");
+    }
+    assert_eq!(history_len(&app, &history).await, 1, "applied once");
+    let discharges =
+        |names: Vec<String>| names.iter().filter(|n| *n == "PatientDischarged").count();
+    assert_eq!(discharges(app.event_names().await), 1);
+
+    // The same message id from another sender is another message.
+    let mut other = message.clone();
+    other["entry"][0]["resource"]["source"]["endpoint"] = json!("https://other.example.org/fhir");
+    let r = app.post_json("$process-message", &other).await;
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert_ne!(answer["id"], first["id"], "a new response");
+    assert_eq!(history_len(&app, &history).await, 2, "applied");
 }

@@ -48,6 +48,16 @@ pub struct InboundMessage {
     pub skipped: Vec<String>,
 }
 
+/// The key a processed message is kept under (in the receipt table HL7 v2 messages
+/// use): its sender (`MessageHeader.source.endpoint`; a message without one shares
+/// the key space of all such senders) and its id (`MessageHeader.id`, the id a
+/// response names in `response.identifier`). The prefix keeps it apart from HL7 v2
+/// senders (`MSH-3|MSH-4`).
+pub fn receipt_key(m: &InboundMessage) -> (String, String) {
+    let source = m.source_endpoint.as_deref().unwrap_or("");
+    (format!("fhir-message {source}"), m.message_id.clone())
+}
+
 /// One entry as read: fullUrl, type and id (each None when missing or invalid).
 struct Entry<'a> {
     full_url: Option<&'a str>,
