@@ -6,6 +6,11 @@ use handoff::fhir::profiles::Profiles;
 use handoff::startup::{shutdown_signal, Application};
 use handoff::{bench, store, telemetry};
 
+/// jemalloc, also serving the C code's `malloc` (SQLite's): see Cargo.toml.
+#[cfg(all(unix, not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "handoff",
