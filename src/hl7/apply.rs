@@ -98,10 +98,8 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
         Ok(m) => m,
         Err(r) => return Attempt::Done(refuse(ctx, msg, h, to, r, Some(&keys)).await),
     };
-    // What is stored now of each resource the message maps to, read side by side
-    // (one round trip's wait, not one per resource).
-    let reads = mapped.resources.iter().map(|r| stored_body(ctx, r));
-    let stored_now = match futures::future::try_join_all(reads).await {
+    // What is stored now of each resource the message maps to, in one read.
+    let stored_now = match stored_bodies(ctx, &mapped.resources).await {
         Ok(bodies) => bodies,
         Err(e) => return Attempt::Done(unavailable(to, &msg.delims, e)),
     };
@@ -184,24 +182,36 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
     }
 }
 
-/// The stored body of the resource `r` maps to, without its `meta` (None when there
-/// is none). Not read for the visit and the Provenance, which every message writes.
-/// A resource stored exactly so (the practitioners, places and patient most messages
-/// repeat) is not written again: no new version, no row lock.
-async fn stored_body(ctx: &Hl7Context, r: &Value) -> Result<Option<Value>, StoreError> {
-    let rtype = r["resourceType"].as_str().unwrap_or("");
-    if matches!(rtype, "Encounter" | "Provenance") {
-        return Ok(None);
-    }
-    let id = r["id"].as_str().unwrap_or("");
-    let Some(stored) = ctx.store.read(rtype, id).await? else {
-        return Ok(None);
+/// The stored body of each resource in `mapped`, without its `meta` (None when there
+/// is none), read in one statement. Not read for the visit and the Provenance, which
+/// every message writes. A resource stored exactly so (the practitioners, places and
+/// patient most messages repeat) is not written again: no new version, no row lock.
+async fn stored_bodies(
+    ctx: &Hl7Context,
+    mapped: &[Value],
+) -> Result<Vec<Option<Value>>, StoreError> {
+    let key = |r: &Value| {
+        let rtype = r["resourceType"].as_str().unwrap_or("");
+        let id = r["id"].as_str().unwrap_or("");
+        format!("{rtype}/{id}")
     };
-    let mut body = stored.json().filter(|_| !stored.deleted);
-    if let Some(o) = body.as_mut().and_then(Value::as_object_mut) {
-        o.remove("meta");
-    }
-    Ok(body)
+    let wanted: Vec<String> = mapped
+        .iter()
+        .filter(|r| !matches!(r["resourceType"].as_str(), Some("Encounter" | "Provenance")))
+        .map(key)
+        .collect();
+    let mut found: std::collections::HashMap<String, Value> = ctx
+        .store
+        .read_many(&wanted)
+        .await?
+        .into_iter()
+        .filter_map(|s| {
+            let mut body = s.json()?;
+            body.as_object_mut()?.remove("meta");
+            Some((s.reference(), body))
+        })
+        .collect();
+    Ok(mapped.iter().map(|r| found.remove(&key(r))).collect())
 }
 
 fn receipt(

@@ -119,15 +119,28 @@ macro_rules! impl_store {
                 &self,
                 refs: &[String],
             ) -> Result<Vec<$crate::store::StoredResource>, $crate::store::StoreError> {
-                let mut out = Vec::new();
-                for r in refs {
-                    if let Some((t, i)) = r.split_once('/') {
-                        if let Some(s) = self.read(t, i).await?.filter(|s| !s.deleted) {
-                            out.push(s);
+                let keys: Vec<(&str, &str)> =
+                    refs.iter().filter_map(|r| r.split_once('/')).collect();
+                let mut found = std::collections::HashMap::new();
+                // One statement per chunk, not one round trip per resource.
+                for chunk in keys.chunks($crate::store::sql::READ_MANY_CHUNK) {
+                    let text = $crate::store::sql::read_many(chunk.len());
+                    let mut q = sqlx::query(&text);
+                    for (t, i) in chunk {
+                        q = q.bind(*t).bind(*i);
+                    }
+                    for row in q.fetch_all(&self.$pool).await? {
+                        let s = stored(&row)?;
+                        if !s.deleted {
+                            found.insert((s.rtype.clone(), s.id.clone()), s);
                         }
                     }
                 }
-                Ok(out)
+                // In the order asked, each once.
+                Ok(keys
+                    .iter()
+                    .filter_map(|(t, i)| found.remove(&((*t).to_owned(), (*i).to_owned())))
+                    .collect())
             }
 
             async fn hl7_ack(

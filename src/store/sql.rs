@@ -57,6 +57,22 @@ const FROM_CURRENT: &str = " FROM resources r JOIN resource_history h \
 pub const READ: &str = "SELECT r.rtype, r.id, r.version, r.last_updated, r.deleted, h.body \
      FROM resources r JOIN resource_history h ON h.rtype = r.rtype AND h.id = r.id AND h.version = r.version \
      WHERE r.rtype = $1 AND r.id = $2";
+/// Most resources one [`read_many`] statement names (two binds each).
+pub const READ_MANY_CHUNK: usize = 200;
+
+/// The current versions of `n` resources, by (`$1`, `$2`), (`$3`, `$4`), … as type
+/// and id: [`READ`] for many at once (each pair found by the primary key).
+pub fn read_many(n: usize) -> String {
+    let pairs: Vec<String> = (0..n)
+        .map(|k| format!("(r.rtype = ${} AND r.id = ${})", 2 * k + 1, 2 * k + 2))
+        .collect();
+    format!(
+        "SELECT r.rtype, r.id, r.version, r.last_updated, r.deleted, h.body \
+         FROM resources r JOIN resource_history h ON h.rtype = r.rtype AND h.id = r.id AND h.version = r.version \
+         WHERE {}",
+        pairs.join(" OR ")
+    )
+}
 pub const VREAD: &str =
     "SELECT rtype, id, version, last_updated, deleted, body FROM resource_history \
      WHERE rtype = $1 AND id = $2 AND version = $3";
@@ -457,6 +473,15 @@ mod tests {
     fn opening_a_handoff_finds_the_open_one_by_index() {
         let plan = plan_of(&sqlite_schema(), crate::store::handoffs::OPEN_ON_FOCUS);
         assert!(plan.contains("USING INDEX handoffs_focus"), "{plan}");
+    }
+
+    #[test]
+    fn reading_many_finds_each_by_its_key() {
+        let plan = plan_of(&sqlite_schema(), &read_many(3));
+        let by_key = plan.matches("SEARCH r USING PRIMARY KEY (rtype=? AND id=?)");
+        assert_eq!(by_key.count(), 3, "{plan}");
+        assert!(!plan.contains("SCAN"), "{plan}");
+        assert!(read_many(2).ends_with("(r.rtype = $3 AND r.id = $4)"));
     }
 
     #[test]

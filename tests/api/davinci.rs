@@ -110,13 +110,7 @@ async fn an_inbound_discharge_message_is_stored_and_notified(app: TestApp) {
         message["entry"][0]["resource"]["id"]
     );
     // What it carried is stored, and it raised the discharge like a FHIR write would.
-    let enc_entry = message["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["resource"]["resourceType"] == "Encounter")
-        .unwrap();
-    let enc_id = enc_entry["resource"]["id"].as_str().unwrap();
+    let enc_id = &carried_encounter(&message);
     let stored: Value = app
         .get(&format!("Encounter/{enc_id}"))
         .await
@@ -168,6 +162,16 @@ async fn bad_messages_are_refused_and_nothing_is_stored(app: TestApp) {
     assert_eq!(app.count("Patient").await, 0);
 }
 
+/// The id of the Encounter a message carries.
+fn carried_encounter(message: &Value) -> String {
+    let entries = message["entry"].as_array().unwrap();
+    let enc = entries
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Encounter")
+        .unwrap();
+    enc["resource"]["id"].as_str().unwrap().to_owned()
+}
+
 async fn history_len(app: &TestApp, path: &str) -> usize {
     let h: Value = app.get(path).await.json().await.unwrap();
     h["entry"].as_array().map_or(0, Vec::len)
@@ -175,16 +179,7 @@ async fn history_len(app: &TestApp, path: &str) -> usize {
 
 async fn a_resent_message_gets_its_first_answer_and_is_applied_once(app: TestApp) {
     let message = fixture("discharge-notification.json");
-    let enc = message["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["resource"]["resourceType"] == "Encounter")
-        .unwrap();
-    let history = format!(
-        "Encounter/{}/_history",
-        enc["resource"]["id"].as_str().unwrap()
-    );
+    let history = format!("Encounter/{}/_history", carried_encounter(&message));
     let first: Value = app
         .post_json("$process-message", &message)
         .await
