@@ -269,7 +269,8 @@ pub trait Store: Send + Sync + 'static {
     /// Newest first.
     async fn history(&self, q: &HistoryQuery) -> Result<Page, StoreError>;
     async fn search(&self, q: &SearchQuery) -> Result<Page, StoreError>;
-    /// Resources by `Type/id`, for `_include`. Missing ones are skipped.
+    /// Resources by `Type/id`, in the order asked, each once, in one statement per 200.
+    /// Missing and deleted ones are skipped.
     async fn read_many(&self, refs: &[String]) -> Result<Vec<StoredResource>, StoreError>;
     /// Apply all ops in one transaction; on success every op's outcome, in order.
     async fn commit(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>, StoreError>;

@@ -67,9 +67,7 @@ pub fn read_many(n: usize) -> String {
         .map(|k| format!("(r.rtype = ${} AND r.id = ${})", 2 * k + 1, 2 * k + 2))
         .collect();
     format!(
-        "SELECT r.rtype, r.id, r.version, r.last_updated, r.deleted, h.body \
-         FROM resources r JOIN resource_history h ON h.rtype = r.rtype AND h.id = r.id AND h.version = r.version \
-         WHERE {}",
+        "SELECT {RESOURCE_COLUMNS}{FROM_CURRENT} WHERE {}",
         pairs.join(" OR ")
     )
 }

@@ -12,6 +12,7 @@ test_both!(
     last_updated_and_id,
     paging_and_sort,
     include_patient,
+    include_of_more_than_one_read_statement,
     unknown_parameters,
     index_follows_updates_and_deletes,
 );
@@ -151,6 +152,51 @@ async fn include_patient(app: TestApp) {
         None,
     )
     .await;
+}
+
+/// `_include` reads the included resources 200 to a statement: 205 patients take two,
+/// every one is found, and a deleted one is left out.
+async fn include_of_more_than_one_read_statement(app: TestApp) {
+    let mut entries = Vec::new();
+    for n in 0..205 {
+        let patient = format!("urn:uuid:00000000-0000-4000-8000-{n:012}");
+        entries.push(
+            json!({"fullUrl": patient, "request": {"method": "POST", "url": "Patient"},
+            "resource": {"resourceType": "Patient", "name": [{"family": format!("P{n}")}]}}),
+        );
+        entries.push(json!({"request": {"method": "POST", "url": "Encounter"},
+            "resource": {"resourceType": "Encounter", "status": "planned",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                "subject": {"reference": patient}}}));
+    }
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+    let r = app.post_json("", &bundle).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let included = |b: &Value| -> Vec<String> {
+        let entries = b["entry"].as_array().unwrap();
+        let inc = entries.iter().filter(|e| e["search"]["mode"] == "include");
+        inc.map(|e| s(&e["resource"]["id"])).collect()
+    };
+    let b = app
+        .search("Encounter?_include=Encounter:patient&_count=300")
+        .await;
+    let mut found = included(&b);
+    assert_eq!(found.len(), 205);
+    found.sort();
+    found.dedup();
+    assert_eq!(found.len(), 205, "each included once");
+    let gone = found[100].clone();
+    let r = app
+        .client
+        .delete(app.url(&format!("Patient/{gone}")))
+        .send();
+    assert_eq!(r.await.unwrap().status(), 204);
+    let b = app
+        .search("Encounter?_include=Encounter:patient&_count=300")
+        .await;
+    let found = included(&b);
+    assert_eq!(found.len(), 204);
+    assert!(!found.contains(&gone), "a deleted patient is not included");
 }
 
 async fn unknown_parameters(app: TestApp) {
