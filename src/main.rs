@@ -197,6 +197,7 @@ enum Hl7Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    store::sqlite::configure_process();
     let cli = Cli::parse();
     let overrides = Overrides {
         http_addr: cli.http_addr,

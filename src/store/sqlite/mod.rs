@@ -23,6 +23,25 @@ use tokio::sync::{mpsc, oneshot};
 use super::sql;
 use super::{StoreError, StoreSettings, WriteOp, WriteOutcome};
 
+/// Turn SQLite's memory statistics off for this process. With them on (SQLite's
+/// default), every allocation SQLite makes takes one process-wide mutex, which the
+/// writer, the readers and the checkpointer share; nothing here reads the statistics.
+/// Call it first thing in `main`, before any thread uses SQLite: `sqlite3_config` is
+/// not thread-safe. Once SQLite is initialised it refuses (and nothing changes).
+pub fn configure_process() {
+    // SAFETY: called before any other use of SQLite in the process (see above); the
+    // variadic argument is the int that SQLITE_CONFIG_MEMSTATUS takes.
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_config(
+            rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
+            0 as std::os::raw::c_int,
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        tracing::debug!(rc, "SQLite's memory statistics stay on");
+    }
+}
+
 pub struct SqliteStore {
     reads: SqlitePool,
     jobs: mpsc::Sender<writer::Job>,
