@@ -425,8 +425,8 @@ async fn open_referral<T: Tx>(
             .await?
             .filter(|s| !s.deleted)
     };
-    let (task_id, stored) = match own.and_then(|s| s.json().map(|b| (s.id.clone(), b))) {
-        Some((task_id, mut body)) => {
+    let stored = match own.and_then(|s| Some((s.json()?, s.id))) {
+        Some((mut body, task_id)) => {
             if let Some(owner) = body["owner"]["reference"].as_str() {
                 h.receiver = Some(owner.to_owned());
             }
@@ -437,15 +437,14 @@ async fn open_referral<T: Tx>(
             h.status = body["status"].as_str().unwrap_or("requested").to_owned();
             h.business_status = handoffs::business_status(&h.status).into();
             task::decorate(&mut body, &h);
-            (task_id.clone(), write_task(tx, &task_id, body, now).await?)
+            write_task(tx, &task_id, body, now).await?
         }
         None => {
             let body = task::new_task(&h, &format!("Referral {focus}: accept or decline"));
-            let stored = write_new_task(tx, body, now).await?;
-            (stored.id.clone(), stored)
+            write_new_task(tx, body, now).await?
         }
     };
-    h.task_id = task_id;
+    h.task_id = stored.id.clone();
     opened(tx, &h, &stored).await
 }
 

@@ -173,8 +173,9 @@ fn carried_encounter(message: &Value) -> String {
 }
 
 async fn history_len(app: &TestApp, path: &str) -> usize {
-    let h: Value = app.get(path).await.json().await.unwrap();
-    h["entry"].as_array().map_or(0, Vec::len)
+    app.search(path).await["entry"]
+        .as_array()
+        .map_or(0, Vec::len)
 }
 
 async fn a_resent_message_gets_its_first_answer_and_is_applied_once(app: TestApp) {
