@@ -21,7 +21,7 @@ use crate::fhir::format::{self, Format};
 use crate::fhir::search::dates;
 use crate::records::RecordKind;
 use crate::store::outbox::{Attempt, Claimed, Next};
-use crate::store::{EventQuery, OutboxOp, Store, WriteOp, WriteOutcome};
+use crate::store::{OutboxOp, Store, WriteOp, WriteOutcome};
 use crate::topics::subscription::{Channel, SubscriptionSpec};
 
 /// The longest a notification request may take, whatever the subscription asks.
@@ -501,17 +501,10 @@ async fn event_item(
 ) -> Result<EventItem, Failure> {
     let seq = seq.ok_or_else(|| Failure::Final("the row names no event".into()))?;
     let number = number.unwrap_or(0);
-    let q = EventQuery {
-        since: seq - 1,
-        record: None,
-        limit: 1,
-    };
     let event = store
-        .events(&q)
+        .event(seq)
         .await
         .map_err(|e| Failure::Retryable(format!("reading the event: {e}")))?
-        .into_iter()
-        .find(|e| e.seq == seq)
         .ok_or_else(|| Failure::Final("the event is gone".into()))?;
     item_of(store, &event, number, content)
         .await

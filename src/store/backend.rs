@@ -29,7 +29,7 @@ macro_rules! row_helpers {
         /// A domain event from the ten columns starting at `at` (see `records::list_events`).
         pub(super) fn event(row: &$row, at: usize) -> Result<$crate::store::EventRow, sqlx::Error> {
             use sqlx::Row;
-            Ok($crate::store::records::event_row(
+            Ok($crate::store::events::event_row(
                 row.try_get(at)?,
                 row.try_get(at + 1)?,
                 row.try_get(at + 2)?,
@@ -186,12 +186,28 @@ macro_rules! impl_store {
             async fn events(
                 &self,
                 q: &$crate::store::EventQuery,
-            ) -> Result<Vec<$crate::store::EventRow>, $crate::store::StoreError> {
-                let rows = self.fetch(&$crate::store::records::list_events(q)).await?;
-                rows.iter()
-                    .map(|r| event(r, 0))
-                    .collect::<Result<_, sqlx::Error>>()
-                    .map_err(Into::into)
+            ) -> Result<$crate::store::EventPage, $crate::store::StoreError> {
+                use sqlx::Row;
+                let s = $crate::store::events::list_events(q, Self::EVENTS_BY_TRANSACTION);
+                let mut page = $crate::store::EventPage::default();
+                for r in self.fetch(&s).await? {
+                    if !r.try_get::<bool, _>(11)? {
+                        page.held_back = true;
+                        break;
+                    }
+                    let mut e = event(&r, 0)?;
+                    e.tx = r.try_get(10)?;
+                    page.items.push(e);
+                }
+                Ok(page)
+            }
+
+            async fn event(
+                &self,
+                seq: i64,
+            ) -> Result<Option<$crate::store::EventRow>, $crate::store::StoreError> {
+                let rows = self.fetch(&$crate::store::events::event_by_seq(seq)).await?;
+                Ok(rows.first().map(|r| event(r, 0)).transpose()?)
             }
 
             async fn subscription_states(

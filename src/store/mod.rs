@@ -11,6 +11,7 @@
 #[macro_use]
 mod backend;
 pub mod disclosure;
+pub mod events;
 pub mod executor;
 pub mod handoffs;
 pub mod hl7;
@@ -29,7 +30,8 @@ use serde_json::Value;
 use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::search::SearchQuery;
 use crate::records::RecordKind;
-pub use records::{EventQuery, EventRow, RecordQuery};
+pub use events::{EventCursor, EventPage, EventQuery, EventRow};
+pub use records::RecordQuery;
 
 /// One stored version of a resource. `body` is the JSON text with `id` and `meta` set
 /// by the server; a deletion is a version with `deleted = true` and no body.
@@ -281,7 +283,11 @@ pub trait Store: Send + Sync + 'static {
     async fn record(&self, kind: RecordKind, id: &str) -> Result<Option<String>, StoreError>;
     /// One page of records' JSON and the total matching.
     async fn records(&self, q: &RecordQuery) -> Result<(Vec<String>, u64), StoreError>;
-    async fn events(&self, q: &EventQuery) -> Result<Vec<EventRow>, StoreError>;
+    /// A page of the domain event log (see `events` for why PostgreSQL may hold some
+    /// back for a moment).
+    async fn events(&self, q: &EventQuery) -> Result<EventPage, StoreError>;
+    /// The domain event numbered `seq`.
+    async fn event(&self, seq: i64) -> Result<Option<EventRow>, StoreError>;
     /// Subscriptions' server state: one (`id`) or all.
     async fn subscription_states(
         &self,

@@ -294,7 +294,7 @@ fn rule_error(e: RuleError) -> StoreError {
     }
 }
 
-// ---- the read side: the internal API's lists and the event log ----------------------
+// ---- the read side: the internal API's lists (the event log: `events.rs`) -----------
 
 /// A list of records of one kind, newest change first.
 #[derive(Debug, Clone)]
@@ -304,28 +304,6 @@ pub struct RecordQuery {
     pub status: Option<String>,
     pub limit: usize,
     pub offset: usize,
-}
-
-/// Domain events after `since` (a `seq`), oldest first, optionally for one record.
-#[derive(Debug, Clone)]
-pub struct EventQuery {
-    pub since: i64,
-    pub record: Option<(RecordKind, String)>,
-    pub limit: usize,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct EventRow {
-    pub seq: i64,
-    pub event: String,
-    pub record_kind: String,
-    pub record_id: String,
-    /// `Type/id/_history/version` of the resource version that raised it.
-    pub resource: String,
-    pub patient: Option<String>,
-    /// Microseconds since the Unix epoch.
-    pub at: i64,
-    pub detail: Value,
 }
 
 fn record_filters(q: &RecordQuery, s: &mut Sql) {
@@ -353,47 +331,4 @@ pub fn count_records(q: &RecordQuery) -> Sql {
     let mut s = Sql::new("SELECT COUNT(*) FROM records");
     record_filters(q, &mut s);
     s
-}
-
-pub fn list_events(q: &EventQuery) -> Sql {
-    let mut s = Sql::new(
-        "SELECT seq, event, record_kind, record_id, rtype, rid, version, patient, at, detail \
-         FROM domain_events WHERE seq > ",
-    );
-    s.bind(Bind::Int(q.since));
-    if let Some((kind, id)) = &q.record {
-        s.push(" AND record_kind = ")
-            .bind(Bind::Text(kind.as_str().into()))
-            .push(" AND record_id = ")
-            .bind(Bind::Text(id.clone()));
-    }
-    s.push(" ORDER BY seq LIMIT ")
-        .bind(Bind::Int(q.limit as i64));
-    s
-}
-
-/// An event row from its columns, in `list_events`' order.
-#[allow(clippy::too_many_arguments)]
-pub fn event_row(
-    seq: i64,
-    event: String,
-    record_kind: String,
-    record_id: String,
-    rtype: String,
-    rid: String,
-    version: i64,
-    patient: Option<String>,
-    at: i64,
-    detail: String,
-) -> EventRow {
-    EventRow {
-        seq,
-        event,
-        record_kind,
-        record_id,
-        resource: format!("{rtype}/{rid}/_history/{version}"),
-        patient,
-        at,
-        detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
-    }
 }

@@ -212,6 +212,14 @@ pub const JSON: &str = "application/fhir+json";
 pub const XML: &str = "application/fhir+xml";
 
 impl TestApp {
+    /// The PostgreSQL schema this app's store lives in (None on SQLite).
+    pub fn pg_schema(&self) -> Option<&str> {
+        match &self.cleanup {
+            Some(Cleanup::Schema(s)) => Some(s),
+            _ => None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.base, path.trim_start_matches('/'))
     }

@@ -12,6 +12,7 @@ mod consent;
 mod consent_support;
 mod crud;
 mod davinci;
+mod event_log;
 mod examples;
 mod faults;
 mod handoff_support;

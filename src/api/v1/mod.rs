@@ -7,6 +7,8 @@ pub mod problem;
 pub mod worklist;
 pub mod write;
 
+use std::time::{Duration, Instant};
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
@@ -14,7 +16,7 @@ use serde_json::{json, Value};
 use crate::api::context::{parse_query, read_body};
 use crate::records::{Record, RecordKind};
 use crate::startup::AppState;
-use crate::store::{EventQuery, OutboxOp, RecordQuery, WriteOp, WriteOutcome};
+use crate::store::{EventCursor, EventQuery, OutboxOp, RecordQuery, WriteOp, WriteOutcome};
 use problem::Problem;
 
 type State = web::Data<AppState>;
@@ -236,11 +238,17 @@ async fn patch(
     )
 }
 
+/// How long a read of the event log waits for PostgreSQL transactions still running
+/// that hold later events back (see `store::events`): they take milliseconds, so a
+/// client that wrote and then reads sees its event; past this the page ends early and
+/// `next` stays before the held-back events.
+const HELD_BACK_WAIT: Duration = Duration::from_secs(2);
+
 async fn events(req: HttpRequest, state: State) -> HttpResponse {
     finish(
         async {
             let mut q = EventQuery {
-                since: 0,
+                after: EventCursor::default(),
                 record: None,
                 limit: 100,
             };
@@ -248,8 +256,10 @@ async fn events(req: HttpRequest, state: State) -> HttpResponse {
             for (k, v) in parse_query(req.query_string()) {
                 match k.as_str() {
                     "since" => {
-                        q.since = v.parse().map_err(|_| {
-                            Problem::bad_request("since must be an event sequence number")
+                        q.after = EventCursor::parse(&v).ok_or_else(|| {
+                            Problem::bad_request(
+                                "since must be the next of an earlier page, or an event seq",
+                            )
                         })?
                     }
                     "limit" => q.limit = usize_param("limit", &v, MAX_LIMIT)?,
@@ -267,9 +277,19 @@ async fn events(req: HttpRequest, state: State) -> HttpResponse {
                 (None, None) => {}
                 _ => return Err(Problem::bad_request("kind and id go together")),
             }
-            let items = state.store.events(&q).await?;
-            let next = items.last().map(|e| e.seq).unwrap_or(q.since);
-            Ok(HttpResponse::Ok().json(json!({"items": items, "next": next})))
+            let deadline = Instant::now() + HELD_BACK_WAIT;
+            let page = loop {
+                let page = state.store.events(&q).await?;
+                if !page.held_back || Instant::now() >= deadline {
+                    break page;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            let next = page.items.last().map_or(q.after, |e| e.cursor());
+            Ok(HttpResponse::Ok().json(json!({
+                "items": page.items,
+                "next": next.to_string(),
+            })))
         }
         .await,
     )

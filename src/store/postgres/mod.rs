@@ -28,6 +28,10 @@ pub struct PgStore {
 const RETRIES: usize = 3;
 
 impl PgStore {
+    /// Concurrent transactions commit out of `seq` order: the event log is read by
+    /// `(tx, seq)` behind the oldest running transaction (`store::events`).
+    const EVENTS_BY_TRANSACTION: bool = true;
+
     pub async fn connect(url: &str, settings: &StoreSettings) -> Result<Self, StoreError> {
         let mut options = PgConnectOptions::from_str(url)?;
         if let Some(schema) = &settings.pg_schema {

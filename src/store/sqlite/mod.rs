@@ -49,6 +49,9 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// One writer commits in `seq` order: the event log is read by `seq`.
+    const EVENTS_BY_TRANSACTION: bool = false;
+
     pub async fn connect(url: &str, settings: &StoreSettings) -> Result<Self, StoreError> {
         let url = if url.starts_with("sqlite:") {
             url.to_owned()

@@ -1,0 +1,148 @@
+//! The domain event log (`GET /api/v1/events`) pages with the cursor it hands out and
+//! never skips an event, on PostgreSQL also when transactions commit out of `seq` order.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use sqlx::Connection;
+
+use crate::helpers::{postgres_url, spawn, Backend, TestApp};
+use crate::records::referral_sr;
+use crate::test_both;
+
+test_both!(pages_follow_next_and_hand_out_each_event_once);
+
+/// Every event from `since` on, page by page: (event seqs, the last `next`).
+async fn read_all(app: &TestApp, since: &str, limit: usize) -> (Vec<i64>, String) {
+    let (mut seqs, mut next) = (Vec::new(), since.to_owned());
+    loop {
+        let (status, page) = app
+            .api(
+                Method::GET,
+                &format!("events?since={next}&limit={limit}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().unwrap();
+        seqs.extend(items.iter().map(|e| e["seq"].as_i64().unwrap()));
+        let cursor = page["next"]
+            .as_str()
+            .expect("next is a cursor string")
+            .to_owned();
+        if items.is_empty() {
+            assert_eq!(cursor, next, "an empty page leaves the cursor where it was");
+            return (seqs, next);
+        }
+        next = cursor;
+    }
+}
+
+fn sorted_unique(seqs: &[i64]) -> Vec<i64> {
+    let mut s = seqs.to_vec();
+    s.sort_unstable();
+    s.dedup();
+    s
+}
+
+async fn pages_follow_next_and_hand_out_each_event_once(app: TestApp) {
+    for i in 0..5 {
+        app.create(&referral_sr(&format!("Patient/log-{i}"))).await;
+    }
+    let (all, _) = read_all(&app, "0", 500).await;
+    let (paged, next) = read_all(&app, "0", 2).await;
+    assert!(all.len() >= 5, "{all:?}");
+    assert_eq!(paged, all, "pages of 2 give what one page of 500 gives");
+    assert_eq!(sorted_unique(&paged), sorted_unique(&all));
+    assert_eq!(sorted_unique(&paged).len(), paged.len(), "no event twice");
+
+    // From the last cursor, only what came after it.
+    app.create(&referral_sr("Patient/log-late")).await;
+    let (later, _) = read_all(&app, &next, 500).await;
+    assert!(!later.is_empty());
+    assert!(later.iter().all(|s| !all.contains(s)), "{later:?} {all:?}");
+
+    for bad in ["x", "-1", "0:5", "3:"] {
+        let (status, p) = app
+            .api(Method::GET, &format!("events?since={bad}"), None)
+            .await;
+        assert_eq!(status, 400, "{bad}: {p}");
+        assert!(
+            p["detail"].as_str().unwrap().contains("since must be"),
+            "{p}"
+        );
+    }
+}
+
+/// Another writer's transaction takes an event number first and commits after a
+/// later-numbered event was written: a reader must still get it, first (with a plain
+/// `seq > since` read it was handed the later one and skipped this one for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_event_committed_out_of_seq_order_is_not_skipped() {
+    let Some(app) = spawn(Backend::Postgres).await else {
+        return;
+    };
+    let schema = app.pg_schema().unwrap().to_owned();
+    let (before, start) = read_all(&app, "0", 500).await;
+    assert!(before.is_empty(), "{before:?}");
+
+    // A transaction elsewhere writes an event and stays open a moment.
+    let mut other = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
+    sqlx::query(&format!("SET search_path TO {schema}"))
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    let (early,): (i64,) = sqlx::query_as(
+        "INSERT INTO domain_events (event, record_kind, record_id, rtype, rid, version, \
+         patient, at, detail) VALUES ('ReferralRequested', 'referrals', 'elsewhere', \
+         'ServiceRequest', 'elsewhere', 1, 'Patient/x', 0, '{}') RETURNING seq",
+    )
+    .fetch_one(&mut other)
+    .await
+    .unwrap();
+
+    // Meanwhile the gateway commits later-numbered events; the other commits after.
+    app.create(&referral_sr("Patient/log-after")).await;
+    let held = Duration::from_millis(400);
+    let committer = tokio::spawn(async move {
+        tokio::time::sleep(held).await;
+        sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    });
+    let t = Instant::now();
+    let (status, page) = app
+        .api(
+            Method::GET,
+            &format!("events?since={start}&limit=500"),
+            None,
+        )
+        .await;
+    let waited = t.elapsed();
+    committer.await.unwrap();
+    assert_eq!(status, 200, "{page}");
+    let seqs: Vec<i64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs.first(),
+        Some(&early),
+        "the earlier transaction's first: {seqs:?}"
+    );
+    assert!(
+        seqs.len() >= 2 && seqs[1..].iter().all(|s| *s > early),
+        "{seqs:?}"
+    );
+    assert!(
+        waited >= held - Duration::from_millis(50),
+        "it waited: {waited:?}"
+    );
+
+    let next = page["next"].as_str().unwrap().to_owned();
+    let (after, _) = read_all(&app, &next, 500).await;
+    assert!(after.is_empty(), "{after:?}");
+    let (everything, _) = read_all(&app, "0", 500).await;
+    assert_eq!(everything, seqs);
+}
