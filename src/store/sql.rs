@@ -97,7 +97,7 @@ const INDEX_INSERTS: [&str; 4] = [
     "INSERT INTO search_ref (rtype, rid, n, param, target) VALUES ",
 ];
 
-fn table_of(v: &IndexValue) -> usize {
+pub(crate) fn table_of(v: &IndexValue) -> usize {
     match v {
         IndexValue::Token { .. } => 0,
         IndexValue::Str { .. } => 1,

@@ -9,6 +9,7 @@
 //! (WAL readers).
 
 mod checkpoint;
+mod index_rows;
 mod writer;
 
 use std::str::FromStr;

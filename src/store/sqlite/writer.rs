@@ -27,7 +27,8 @@ use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::{Checkpointer, Schedule};
-use crate::fhir::search::{IndexEntry, IndexValue, SearchQuery};
+use super::index_rows;
+use crate::fhir::search::{IndexEntry, SearchQuery};
 use crate::store::executor::{self, Cell, Tx};
 use crate::store::sql::{self, Bind};
 use crate::store::{StoreError, StoredResource, WriteOp, WriteOutcome};
@@ -250,47 +251,6 @@ fn execute(conn: &Connection, text: &str, values: &[SqlValue]) -> rusqlite::Resu
     stmt.raw_execute()
 }
 
-/// One index row (`n`: its position among the version's rows) by a statement of fixed
-/// text. Not one multi-row INSERT per table as on PostgreSQL: SQLite runs a multi-row
-/// VALUES as a SELECT, and such a statement gets a statement journal (a copy of every
-/// page it touches, in case it fails half-way), and its text, one per row count,
-/// crowds the statement cache.
-fn insert_index_row(
-    c: &Connection,
-    rtype: &str,
-    id: &str,
-    n: i64,
-    e: &IndexEntry,
-) -> rusqlite::Result<usize> {
-    use rusqlite::params;
-    match &e.value {
-        IndexValue::Token { system, code } => c
-            .prepare_cached(
-                "INSERT INTO search_token (rtype, rid, n, param, system, code) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![rtype, id, n, e.param, system, code]),
-        IndexValue::Str { value, exact } => c
-            .prepare_cached(
-                "INSERT INTO search_string (rtype, rid, n, param, value, exact) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![rtype, id, n, e.param, value, exact]),
-        IndexValue::Date { lo, hi } => c
-            .prepare_cached(
-                "INSERT INTO search_date (rtype, rid, n, param, lo, hi) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![rtype, id, n, e.param, lo, hi]),
-        IndexValue::Ref(target) => c
-            .prepare_cached(
-                "INSERT INTO search_ref (rtype, rid, n, param, target) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![rtype, id, n, e.param, target]),
-    }
-}
-
 fn stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredResource> {
     Ok(StoredResource {
         rtype: row.get(0)?,
@@ -379,14 +339,7 @@ impl Tx for SqliteTx<'_> {
         );
         execute(c, sql::INSERT_HISTORY, &history)?;
         execute(c, sql::UPSERT_CURRENT, &head(v.deleted))?;
-        if existed {
-            for stmt in sql::CLEAR_INDEX {
-                execute(c, stmt, &key(&v.rtype, &v.id))?;
-            }
-        }
-        for (n, e) in index.iter().enumerate() {
-            insert_index_row(c, &v.rtype, &v.id, n as i64, e)?;
-        }
+        index_rows::replace(c, &v.rtype, &v.id, index, existed)?;
         Ok(())
     }
 
