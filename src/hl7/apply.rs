@@ -123,6 +123,7 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
         .filter(|(r, current)| current.as_ref() != Some(r))
         .map(|(r, _)| r)
         .collect();
+    name_what_was_written(&mut resources);
     // One lock order for every message (type, then id), so that concurrent messages
     // naming the same practitioners and places never deadlock on PostgreSQL.
     resources.sort_by(|a, b| {
@@ -179,6 +180,39 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
             }
             _ => Attempt::Done(unavailable(to, &msg.delims, e)),
         },
+    }
+}
+
+/// The Provenance's targets are what the message generated or updated (R4
+/// `Provenance.target`): a resource it leaves as stored (the patient, practitioners and
+/// places most messages repeat) gets no new version, so it is not named. That also
+/// spares an index row per name. The visit is always written, so a target remains.
+fn name_what_was_written(resources: &mut [Value]) {
+    let written: std::collections::HashSet<String> = resources
+        .iter()
+        .filter(|r| r["resourceType"] != "Provenance")
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["resourceType"].as_str().unwrap_or(""),
+                r["id"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    for p in resources
+        .iter_mut()
+        .filter(|r| r["resourceType"] == "Provenance")
+    {
+        if let Some(targets) = p.get_mut("target").and_then(Value::as_array_mut) {
+            let kept: Vec<Value> = targets
+                .iter()
+                .filter(|t| t["reference"].as_str().is_some_and(|r| written.contains(r)))
+                .cloned()
+                .collect();
+            if !kept.is_empty() {
+                *targets = kept;
+            }
+        }
     }
 }
 

@@ -46,7 +46,7 @@ async fn client(app: &TestApp) -> Client {
         .unwrap()
 }
 
-async fn send(app: &TestApp, msg: &str) -> String {
+pub async fn send(app: &TestApp, msg: &str) -> String {
     client(app).await.send(msg.as_bytes()).await.unwrap()
 }
 

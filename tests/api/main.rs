@@ -17,6 +17,7 @@ mod examples;
 mod faults;
 mod handoff_support;
 mod hl7;
+mod hl7_provenance;
 mod hl7_shutdown;
 mod hl7_tls;
 mod internal_api;
