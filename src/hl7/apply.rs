@@ -184,9 +184,11 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
 }
 
 /// The Provenance's targets are what the message generated or updated (R4
-/// `Provenance.target`): a resource it leaves as stored (the patient, practitioners and
-/// places most messages repeat) gets no new version, so it is not named. That also
-/// spares an index row per name. The visit is always written, so a target remains.
+/// `Provenance.target`): a practitioner, place or condition it repeats as stored gets
+/// no new version, so it is not named (which also spares an index row per name). The
+/// patient is always named: the Provenance is in the patient's compartment only
+/// through a Patient target, and consent decides reads of it by that (`api::access`).
+/// The visit is always written, so a target remains in any case.
 fn name_what_was_written(resources: &mut [Value]) {
     let written: std::collections::HashSet<String> = resources
         .iter()
@@ -206,7 +208,11 @@ fn name_what_was_written(resources: &mut [Value]) {
         if let Some(targets) = p.get_mut("target").and_then(Value::as_array_mut) {
             let kept: Vec<Value> = targets
                 .iter()
-                .filter(|t| t["reference"].as_str().is_some_and(|r| written.contains(r)))
+                .filter(|t| {
+                    t["reference"]
+                        .as_str()
+                        .is_some_and(|r| r.starts_with("Patient/") || written.contains(r))
+                })
                 .cloned()
                 .collect();
             if !kept.is_empty() {

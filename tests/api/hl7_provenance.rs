@@ -1,5 +1,6 @@
 //! The Provenance an ADT message leaves names what the message wrote (R4
-//! `Provenance.target`: generated or updated), not what it repeated unchanged.
+//! `Provenance.target`: generated or updated), not what it repeated unchanged; the
+//! patient always, for the patient's compartment.
 
 use serde_json::Value;
 
@@ -49,23 +50,34 @@ async fn a_provenance_targets_only_what_its_message_wrote(app: TestApp) {
         assert!(types(&first).contains(&t), "{t} in {first:?}");
     }
 
-    // The same content under a new control id: only the visit gets a new version.
+    // The same content under a new control id: only the visit gets a new version;
+    // the patient is named all the same (the Provenance is in its compartment, and
+    // consent decides reads of it by that).
     let ack = send(&app, &a01_as("A08", "MSG-A08-SAME")).await;
     assert_aa(&ack, "MSG-A08-SAME");
     let enc = visit(&app).await;
     let enc_ref = format!("Encounter/{}", enc["id"].as_str().unwrap());
-    assert_eq!(targets(&app, "MSG-A08-SAME").await, [enc_ref.clone()]);
     let patient_ref = enc["subject"]["reference"].as_str().unwrap().to_owned();
+    let mut want = vec![enc_ref.clone(), patient_ref.clone()];
+    want.sort();
+    assert_eq!(targets(&app, "MSG-A08-SAME").await, want);
     let patient: Value = app.get(&patient_ref).await.json().await.unwrap();
     assert_eq!(
         patient["meta"]["versionId"], "1",
         "the patient was not rewritten"
     );
+    let in_compartment = app
+        .search(&format!("Provenance?target={patient_ref}"))
+        .await;
+    assert_eq!(in_compartment["total"], 2, "{in_compartment}");
 
-    // A new family name: the patient is written again, and named.
-    let renamed = a01_as("A08", "MSG-A08-NAME").replace("DOE^JANE^Q", "ROE^JANE^Q");
-    assert_aa(&send(&app, &renamed).await, "MSG-A08-NAME");
-    let mut want = vec![enc_ref, patient_ref];
-    want.sort();
-    assert_eq!(targets(&app, "MSG-A08-NAME").await, want);
+    // A new attending: that practitioner is written, and named.
+    let attending = a01_as("A08", "MSG-A08-ATT").replace("ATT01^JONES", "ATT02^JONES");
+    assert_aa(&send(&app, &attending).await, "MSG-A08-ATT");
+    let named = targets(&app, "MSG-A08-ATT").await;
+    assert_eq!(
+        types(&named),
+        ["Encounter", "Patient", "Practitioner"],
+        "{named:?}"
+    );
 }
