@@ -26,7 +26,7 @@ macro_rules! row_helpers {
             q
         }
 
-        /// A domain event from the ten columns starting at `at` (see `records::list_events`).
+        /// A domain event from the ten columns starting at `at` (see `events::list_events`).
         pub(super) fn event(row: &$row, at: usize) -> Result<$crate::store::EventRow, sqlx::Error> {
             use sqlx::Row;
             Ok($crate::store::events::event_row(
