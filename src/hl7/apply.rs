@@ -183,6 +183,13 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
     }
 }
 
+/// `Type/id` of a mapped resource.
+fn key(r: &Value) -> String {
+    let rtype = r["resourceType"].as_str().unwrap_or("");
+    let id = r["id"].as_str().unwrap_or("");
+    format!("{rtype}/{id}")
+}
+
 /// The Provenance's targets are what the message generated or updated (R4
 /// `Provenance.target`): a practitioner, place or condition it repeats as stored gets
 /// no new version, so it is not named (which also spares an index row per name). The
@@ -193,13 +200,7 @@ fn name_what_was_written(resources: &mut [Value]) {
     let written: std::collections::HashSet<String> = resources
         .iter()
         .filter(|r| r["resourceType"] != "Provenance")
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r["resourceType"].as_str().unwrap_or(""),
-                r["id"].as_str().unwrap_or("")
-            )
-        })
+        .map(key)
         .collect();
     for p in resources
         .iter_mut()
@@ -230,11 +231,6 @@ async fn stored_bodies(
     ctx: &Hl7Context,
     mapped: &[Value],
 ) -> Result<Vec<Option<Value>>, StoreError> {
-    let key = |r: &Value| {
-        let rtype = r["resourceType"].as_str().unwrap_or("");
-        let id = r["id"].as_str().unwrap_or("");
-        format!("{rtype}/{id}")
-    };
     let wanted: Vec<String> = mapped
         .iter()
         .filter(|r| !matches!(r["resourceType"].as_str(), Some("Encounter" | "Provenance")))

@@ -12,28 +12,36 @@ use crate::test_both;
 
 test_both!(pages_follow_next_and_hand_out_each_event_once);
 
+/// One page from `since`: (its event seqs, its `next`).
+async fn page(app: &TestApp, since: &str, limit: usize) -> (Vec<i64>, String) {
+    let (status, page) = app
+        .api(
+            Method::GET,
+            &format!("events?since={since}&limit={limit}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let seqs = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    let next = page["next"].as_str().expect("next is a cursor string");
+    (seqs, next.to_owned())
+}
+
 /// Every event from `since` on, page by page: (event seqs, the last `next`).
 async fn read_all(app: &TestApp, since: &str, limit: usize) -> (Vec<i64>, String) {
     let (mut seqs, mut next) = (Vec::new(), since.to_owned());
     loop {
-        let (status, page) = app
-            .api(
-                Method::GET,
-                &format!("events?since={next}&limit={limit}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "{page}");
-        let items = page["items"].as_array().unwrap();
-        seqs.extend(items.iter().map(|e| e["seq"].as_i64().unwrap()));
-        let cursor = page["next"]
-            .as_str()
-            .expect("next is a cursor string")
-            .to_owned();
+        let (items, cursor) = page(app, &next, limit).await;
         if items.is_empty() {
             assert_eq!(cursor, next, "an empty page leaves the cursor where it was");
             return (seqs, next);
         }
+        seqs.extend(items);
         next = cursor;
     }
 }
@@ -110,22 +118,9 @@ async fn postgres_event_committed_out_of_seq_order_is_not_skipped() {
         sqlx::query("COMMIT").execute(&mut other).await.unwrap();
     });
     let t = Instant::now();
-    let (status, page) = app
-        .api(
-            Method::GET,
-            &format!("events?since={start}&limit=500"),
-            None,
-        )
-        .await;
+    let (seqs, next) = page(&app, &start, 500).await;
     let waited = t.elapsed();
     committer.await.unwrap();
-    assert_eq!(status, 200, "{page}");
-    let seqs: Vec<i64> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["seq"].as_i64().unwrap())
-        .collect();
     assert_eq!(
         seqs.first(),
         Some(&early),
@@ -140,7 +135,6 @@ async fn postgres_event_committed_out_of_seq_order_is_not_skipped() {
         "it waited: {waited:?}"
     );
 
-    let next = page["next"].as_str().unwrap().to_owned();
     let (after, _) = read_all(&app, &next, 500).await;
     assert!(after.is_empty(), "{after:?}");
     let (everything, _) = read_all(&app, "0", 500).await;
