@@ -2,10 +2,7 @@
 //! `ON CONFLICT ... DO UPDATE`, `LIKE ... ESCAPE` and boolean literals, so each
 //! statement is written once; the backends only bind and run it.
 
-use super::StoredResource;
-use crate::fhir::search::{
-    Cond, Filter, IndexEntry, IndexValue, Prefix, SearchQuery, Sort, StrMode,
-};
+use crate::fhir::search::{Cond, Filter, IndexValue, Prefix, SearchQuery, Sort, StrMode};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bind {
@@ -82,21 +79,7 @@ pub const UPSERT_CURRENT: &str =
     "INSERT INTO resources (rtype, id, version, last_updated, deleted) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rtype, id) DO UPDATE SET version = excluded.version, \
      last_updated = excluded.last_updated, deleted = excluded.deleted";
-pub const CLEAR_INDEX: [&str; 4] = [
-    "DELETE FROM search_token WHERE rtype = $1 AND rid = $2",
-    "DELETE FROM search_string WHERE rtype = $1 AND rid = $2",
-    "DELETE FROM search_date WHERE rtype = $1 AND rid = $2",
-    "DELETE FROM search_ref WHERE rtype = $1 AND rid = $2",
-];
-
-/// The search tables, by [`table_of`], with the head of their INSERT.
-const INDEX_INSERTS: [&str; 4] = [
-    "INSERT INTO search_token (rtype, rid, n, param, system, code) VALUES ",
-    "INSERT INTO search_string (rtype, rid, n, param, value, exact) VALUES ",
-    "INSERT INTO search_date (rtype, rid, n, param, lo, hi) VALUES ",
-    "INSERT INTO search_ref (rtype, rid, n, param, target) VALUES ",
-];
-
+/// The search tables' order (token, string, date, reference) for a value.
 pub(crate) fn table_of(v: &IndexValue) -> usize {
     match v {
         IndexValue::Token { .. } => 0,
@@ -104,81 +87,6 @@ pub(crate) fn table_of(v: &IndexValue) -> usize {
         IndexValue::Date { .. } => 2,
         IndexValue::Ref(_) => 3,
     }
-}
-
-/// The search tables that `entries` has rows for.
-fn tables_used(entries: &[IndexEntry]) -> impl Iterator<Item = usize> + '_ {
-    (0..INDEX_INSERTS.len()).filter(|t| entries.iter().any(|e| table_of(&e.value) == *t))
-}
-
-/// Append to `sql` one multi-row INSERT of the entries bound for `table` (there must
-/// be some); its placeholders continue `sql`'s numbering.
-fn push_index_insert(sql: &mut Sql, table: usize, rtype: &str, id: &str, entries: &[IndexEntry]) {
-    let rows = entries
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| table_of(&e.value) == table);
-    sql.push(INDEX_INSERTS[table]);
-    for (i, (n, e)) in rows.enumerate() {
-        let (a, b) = match &e.value {
-            IndexValue::Token { system, code } => (
-                Bind::OptText(system.clone()),
-                Some(Bind::Text(code.clone())),
-            ),
-            IndexValue::Str { value, exact } => {
-                (Bind::Text(value.clone()), Some(Bind::Text(exact.clone())))
-            }
-            IndexValue::Date { lo, hi } => (Bind::Int(*lo), Some(Bind::Int(*hi))),
-            IndexValue::Ref(t) => (Bind::Text(t.clone()), None),
-        };
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.push("(").bind(Bind::Text(rtype.to_owned())).push(", ");
-        sql.bind(Bind::Text(id.to_owned()))
-            .push(", ")
-            .bind(Bind::Int(n as i64))
-            .push(", ")
-            .bind(Bind::Text(e.param.to_owned()))
-            .push(", ");
-        sql.bind(a);
-        if let Some(b) = b {
-            sql.push(", ").bind(b);
-        }
-        sql.push(")");
-    }
-}
-
-/// PostgreSQL: a version's whole write (history row, current row, clearing and
-/// inserting its index rows) as one statement of data-modifying CTEs, so it costs one
-/// round trip instead of up to ten. All parts see the same snapshot, so the DELETEs
-/// remove only the previous version's index rows. (SQLite has no data-modifying CTEs;
-/// its writer runs the statements in-process, where round trips cost nothing.)
-pub fn write_version(v: &StoredResource, index: &[IndexEntry], existed: bool) -> Sql {
-    // INSERT_HISTORY, UPSERT_CURRENT and CLEAR_INDEX number these first six binds.
-    let mut s = Sql {
-        text: format!("WITH h AS ({INSERT_HISTORY}), c AS ({UPSERT_CURRENT})"),
-        binds: vec![
-            Bind::Text(v.rtype.clone()),
-            Bind::Text(v.id.clone()),
-            Bind::Int(v.version),
-            Bind::Int(v.last_updated),
-            Bind::Bool(v.deleted),
-            Bind::OptText(v.body.as_deref().map(str::to_owned)),
-        ],
-    };
-    if existed {
-        for (i, stmt) in CLEAR_INDEX.iter().enumerate() {
-            s.push(&format!(", d{i} AS ({stmt})"));
-        }
-    }
-    for (part, table) in tables_used(index).enumerate() {
-        s.push(&format!(", i{part} AS ("));
-        push_index_insert(&mut s, table, &v.rtype, &v.id, index);
-        s.push(")");
-    }
-    s.push(" SELECT 1");
-    s
 }
 
 /// `SELECT` of the current, non-deleted resources matching `q`, one page.
@@ -506,53 +414,5 @@ mod tests {
                 "{rtype}?{param}: {plan}"
             );
         }
-    }
-
-    #[test]
-    fn index_rows_grouped_per_table() {
-        let e = vec![
-            IndexEntry {
-                param: "status",
-                value: IndexValue::Token {
-                    system: None,
-                    code: "active".into(),
-                },
-            },
-            IndexEntry {
-                param: "patient",
-                value: IndexValue::Ref("Patient/1".into()),
-            },
-            IndexEntry {
-                param: "code",
-                value: IndexValue::Token {
-                    system: Some("s".into()),
-                    code: "c".into(),
-                },
-            },
-        ];
-        let one = write_version(
-            &StoredResource {
-                rtype: "ServiceRequest".into(),
-                id: "x".into(),
-                version: 2,
-                last_updated: 0,
-                deleted: false,
-                body: Some("{}".into()),
-            },
-            &e,
-            true,
-        );
-        assert!(one
-            .text
-            .starts_with("WITH h AS (INSERT INTO resource_history"));
-        assert!(one.text.contains(", d3 AS (DELETE FROM search_ref"));
-        // The index inserts' placeholders continue after the six version binds.
-        assert!(one.text.contains("i0 AS (INSERT INTO search_token (rtype, rid, n, param, system, code) VALUES ($7, $8, $9"));
-        assert!(one.text.ends_with(" SELECT 1"));
-        assert_eq!(one.binds.len(), 6 + 12 + 5);
-        // Two token rows of six columns each; `n` is each entry's position.
-        assert!(one.text.contains(", $12), ($13"));
-        assert_eq!(one.binds[6 + 2], Bind::Int(0));
-        assert_eq!(one.binds[6 + 8], Bind::Int(2));
     }
 }

@@ -9,10 +9,88 @@ test_both!(
     transaction_rewrites_references,
     transaction_conditional_entry_reuses_existing,
     transaction_is_all_or_nothing,
+    transaction_of_several_updates,
     transaction_from_fixture,
     batch_entries_stand_alone,
     bundle_type_must_be_transaction_or_batch,
 );
+
+/// A transaction of PUTs: `(type, id, If-Match)` each, renaming them to `name`.
+fn puts(entries: &[(&str, &str, Option<&str>)], name: &str) -> Value {
+    let entry: Vec<Value> = entries
+        .iter()
+        .map(|(rtype, id, if_match)| {
+            let mut request = json!({"method": "PUT", "url": format!("{rtype}/{id}")});
+            if let Some(v) = if_match {
+                request["ifMatch"] = json!(format!("W/\"{v}\""));
+            }
+            json!({"resource": {"resourceType": rtype, "id": id, "name": name}, "request": request})
+        })
+        .collect();
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": entry})
+}
+
+/// A transaction of several updates: existing and new resources, with and without
+/// If-Match, in any order; a stale If-Match on one fails them all.
+async fn transaction_of_several_updates(app: TestApp) {
+    let a = app
+        .create(&json!({"resourceType": "Organization", "name": "A"}))
+        .await;
+    let b = app
+        .create(&json!({"resourceType": "Organization", "name": "B"}))
+        .await;
+    let (a, b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    let t = puts(
+        &[
+            ("Organization", b, None),
+            ("Organization", "new-org", None),
+            ("Organization", a, Some("1")),
+        ],
+        "Renamed",
+    );
+    let r = app.post_json("", &t).await;
+    assert_eq!(r.status(), 200);
+    let resp: Value = r.json().await.unwrap();
+    let statuses: Vec<&str> = resp["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["200 OK", "201 Created", "200 OK"]);
+    for (id, version) in [(b, "2"), ("new-org", "1"), (a, "2")] {
+        let got = organization(&app, id).await;
+        assert_eq!(got["name"], "Renamed", "{id}");
+        assert_eq!(got["meta"]["versionId"], version, "{id}");
+    }
+
+    // A stale If-Match on one of them: nothing changes.
+    let t = puts(
+        &[
+            ("Organization", a, Some("2")),
+            ("Organization", b, Some("1")),
+        ],
+        "Again",
+    );
+    assert_outcome(
+        app.post_json("", &t).await,
+        412,
+        "conflict",
+        Some("Bundle.entry[1]"),
+    )
+    .await;
+    for id in [a, b, "new-org"] {
+        assert_eq!(organization(&app, id).await["name"], "Renamed", "{id}");
+    }
+}
+
+async fn organization(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("Organization/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
 
 fn discharge_transaction(mrn: &str) -> Value {
     json!({
@@ -113,13 +191,7 @@ async fn transaction_is_all_or_nothing(app: TestApp) {
     .await;
     assert_eq!(app.count("Patient").await, 0);
     assert_eq!(app.count("Encounter").await, 0);
-    let still: Value = app
-        .get(&format!("Organization/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(still["name"], "Riverside");
+    assert_eq!(organization(&app, id).await["name"], "Riverside");
     // An invalid entry resource fails it before anything is written, naming the entry.
     let mut t = discharge_transaction("MRN-3");
     t["entry"][1]["resource"]["period"]["end"] = json!("2026-11-31T10:00:00Z");

@@ -7,6 +7,8 @@
 //! replicas cannot both create the "only" match. Unique-key races and serialization
 //! failures are retried a few times.
 
+mod version;
+
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -169,8 +171,8 @@ impl Tx for PgTx<'_> {
         index: &[IndexEntry],
         existed: bool,
     ) -> Result<(), StoreError> {
-        let s = sql::write_version(v, index, existed);
-        bind_all(sqlx::query(&s.text), &s.binds)
+        let rows = version::Rows::new(index);
+        version::write_version(v, &rows, existed)
             .execute(&mut *self.0)
             .await?;
         Ok(())
