@@ -140,3 +140,51 @@ async fn postgres_event_committed_out_of_seq_order_is_not_skipped() {
     let (everything, _) = read_all(&app, "0", 500).await;
     assert_eq!(everything, seqs);
 }
+
+/// A transaction open longer than a read waits (2 s): the page ends before it, handing
+/// out nothing committed after it, and the cursor picks it up once it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_page_ends_before_a_transaction_still_open() {
+    let Some(app) = spawn(Backend::Postgres).await else {
+        return;
+    };
+    let schema = app.pg_schema().unwrap().to_owned();
+    let (_, start) = read_all(&app, "0", 500).await;
+
+    let mut other = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
+    sqlx::query(&format!("SET search_path TO {schema}"))
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    let (early,): (i64,) = sqlx::query_as(
+        "INSERT INTO domain_events (event, record_kind, record_id, rtype, rid, version, \
+         patient, at, detail) VALUES ('ReferralRequested', 'referrals', 'still-open', \
+         'ServiceRequest', 'still-open', 1, 'Patient/x', 0, '{}') RETURNING seq",
+    )
+    .fetch_one(&mut other)
+    .await
+    .unwrap();
+    app.create(&referral_sr("Patient/log-behind")).await;
+
+    let t = Instant::now();
+    let (seqs, next) = page(&app, &start, 500).await;
+    let waited = t.elapsed();
+    assert!(
+        seqs.is_empty(),
+        "nothing past the open transaction: {seqs:?}"
+    );
+    assert_eq!(next, start, "the cursor stays before it");
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "it waited: {waited:?}"
+    );
+
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    let (after, _) = read_all(&app, &next, 500).await;
+    assert_eq!(after.first(), Some(&early), "{after:?}");
+    assert!(
+        after.len() >= 2 && after[1..].iter().all(|s| *s > early),
+        "{after:?}"
+    );
+}
