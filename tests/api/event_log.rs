@@ -82,6 +82,27 @@ async fn pages_follow_next_and_hand_out_each_event_once(app: TestApp) {
     }
 }
 
+/// A connection of its own with a transaction left open that has written a domain
+/// event about `rid`: (the connection, the event's seq).
+async fn event_in_open_transaction(schema: &str, rid: &str) -> (sqlx::PgConnection, i64) {
+    let mut other = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
+    sqlx::query(&format!("SET search_path TO {schema}"))
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    let (seq,): (i64,) = sqlx::query_as(
+        "INSERT INTO domain_events (event, record_kind, record_id, rtype, rid, version, \
+         patient, at, detail) VALUES ('ReferralRequested', 'referrals', $1, \
+         'ServiceRequest', $1, 1, 'Patient/x', 0, '{}') RETURNING seq",
+    )
+    .bind(rid)
+    .fetch_one(&mut other)
+    .await
+    .unwrap();
+    (other, seq)
+}
+
 /// Another writer's transaction takes an event number first and commits after a
 /// later-numbered event was written: a reader must still get it, first (with a plain
 /// `seq > since` read it was handed the later one and skipped this one for good).
@@ -95,20 +116,7 @@ async fn postgres_event_committed_out_of_seq_order_is_not_skipped() {
     assert!(before.is_empty(), "{before:?}");
 
     // A transaction elsewhere writes an event and stays open a moment.
-    let mut other = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
-    sqlx::query(&format!("SET search_path TO {schema}"))
-        .execute(&mut other)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
-    let (early,): (i64,) = sqlx::query_as(
-        "INSERT INTO domain_events (event, record_kind, record_id, rtype, rid, version, \
-         patient, at, detail) VALUES ('ReferralRequested', 'referrals', 'elsewhere', \
-         'ServiceRequest', 'elsewhere', 1, 'Patient/x', 0, '{}') RETURNING seq",
-    )
-    .fetch_one(&mut other)
-    .await
-    .unwrap();
+    let (mut other, early) = event_in_open_transaction(&schema, "elsewhere").await;
 
     // Meanwhile the gateway commits later-numbered events; the other commits after.
     app.create(&referral_sr("Patient/log-after")).await;
@@ -151,20 +159,7 @@ async fn postgres_page_ends_before_a_transaction_still_open() {
     let schema = app.pg_schema().unwrap().to_owned();
     let (_, start) = read_all(&app, "0", 500).await;
 
-    let mut other = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
-    sqlx::query(&format!("SET search_path TO {schema}"))
-        .execute(&mut other)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
-    let (early,): (i64,) = sqlx::query_as(
-        "INSERT INTO domain_events (event, record_kind, record_id, rtype, rid, version, \
-         patient, at, detail) VALUES ('ReferralRequested', 'referrals', 'still-open', \
-         'ServiceRequest', 'still-open', 1, 'Patient/x', 0, '{}') RETURNING seq",
-    )
-    .fetch_one(&mut other)
-    .await
-    .unwrap();
+    let (mut other, early) = event_in_open_transaction(&schema, "still-open").await;
     app.create(&referral_sr("Patient/log-behind")).await;
 
     let t = Instant::now();

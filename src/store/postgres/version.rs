@@ -53,9 +53,9 @@ const TABLES: [Table; 4] = [
 ];
 
 /// The statement for a resource's first version (no rows to compare with).
-pub static CREATE: LazyLock<String> = LazyLock::new(|| statement(false));
+static CREATE: LazyLock<String> = LazyLock::new(|| statement(false));
 /// The statement for a later version (or a version of a resource that may have rows).
-pub static UPDATE: LazyLock<String> = LazyLock::new(|| statement(true));
+static UPDATE: LazyLock<String> = LazyLock::new(|| statement(true));
 
 /// `$1`-`$6` are the version's (`INSERT_HISTORY`, `UPSERT_CURRENT`); then per table
 /// the arrays `n`, `param` and its value columns.
@@ -95,7 +95,7 @@ fn statement(existed: bool) -> String {
 
 /// One search table's rows as arrays, one per column (`b` unused for references).
 #[derive(Debug, Default, PartialEq)]
-pub struct Columns<A, B> {
+struct Columns<A, B> {
     n: Vec<i32>,
     param: Vec<String>,
     a: Vec<A>,
