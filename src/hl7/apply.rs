@@ -3,6 +3,7 @@
 //! notifications follow as for any write), with the message's [`Receipt`] in the same
 //! transaction. The ACK is returned only after that commit.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use super::map::{self, Keys};
 use super::message::{Delimiters, Message, ParseError};
 use crate::fhir::validate::validate;
 use crate::store::hl7::{Receipt, ALREADY_APPLIED};
-use crate::store::{Store, StoreError, WriteOp};
+use crate::store::{Store, StoreError, StoredResource, WriteOp};
 
 /// What message handling needs.
 #[derive(Clone)]
@@ -54,15 +55,9 @@ pub async fn handle(ctx: &Hl7Context, bytes: &[u8]) -> String {
             return ack::build(&answering, &msg.delims, Err(&r), now);
         }
     };
-    let sender = header.sender();
-    match ctx.store.hl7_ack(&sender, &header.control_id).await {
-        Ok(Some(stored)) => {
-            tracing::info!(control_id = %header.control_id, "HL7 message resent: the stored ACK answers it");
-            return stored;
-        }
-        Ok(None) => {}
-        Err(e) => return unavailable(&answering, &msg.delims, e),
-    }
+    // A resend is not looked up first: its receipt, first in the commit, fails the
+    // commit, and the stored ACK answers it (`already_applied`). Every new message is
+    // spared that lookup; a resend costs a commit that writes nothing.
     for _ in 0..3 {
         match attempt(ctx, &msg, &header, &answering).await {
             Attempt::Done(ack) => return ack,
@@ -73,7 +68,7 @@ pub async fn handle(ctx: &Hl7Context, bytes: &[u8]) -> String {
         err::APPLICATION_ERROR,
         "the visit kept changing while this message was applied; send it again",
     );
-    ack::build(&answering, &msg.delims, Err(&r), chrono::Utc::now())
+    answer_refusal(ctx, &header, &answering, &msg.delims, r).await
 }
 
 enum Attempt {
@@ -88,18 +83,19 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
         Ok(k) => k,
         Err(r) => return Attempt::Done(refuse(ctx, msg, h, to, r, None).await),
     };
-    let stored = match ctx.store.read("Encounter", &keys.encounter).await {
-        Ok(s) => s.filter(|s| !s.deleted),
+    let recorded = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut found = match read_stored(ctx, msg, h, &keys, &recorded).await {
+        Ok(f) => f,
         Err(e) => return Attempt::Done(unavailable(to, &msg.delims, e)),
     };
+    let stored = found.take(&format!("Encounter/{}", keys.encounter));
     let stored_json = stored.as_ref().and_then(|s| s.json());
-    let recorded = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut mapped = match map::map(msg, h, &keys, stored_json.as_ref(), &recorded) {
         Ok(m) => m,
         Err(r) => return Attempt::Done(refuse(ctx, msg, h, to, r, Some(&keys)).await),
     };
-    // What is stored now of each resource the message maps to, in one read.
-    let stored_now = match stored_bodies(ctx, &mapped.resources).await {
+    // What is stored now of each resource the message maps to.
+    let stored_now = match found.bodies(ctx, &mapped.resources).await {
         Ok(bodies) => bodies,
         Err(e) => return Attempt::Done(unavailable(to, &msg.delims, e)),
     };
@@ -223,31 +219,77 @@ fn name_what_was_written(resources: &mut [Value]) {
     }
 }
 
-/// The stored body of each resource in `mapped`, without its `meta` (None when there
-/// is none), read in one statement. Not read for the visit and the Provenance, which
-/// every message writes. A resource stored exactly so (the practitioners, places and
-/// patient most messages repeat) is not written again: no new version, no row lock.
-async fn stored_bodies(
+/// What is stored of the resources a message maps to, read in one statement: the
+/// visit (the message is laid over it) and the others it names, each compared with
+/// what the message says (one stored exactly so, as the practitioners, places and
+/// patient most messages repeat, is not written again: no new version, no row lock).
+/// Which resources those are the message alone tells: it is mapped once without the
+/// stored visit to name them. (A correction, A11 or A13, cannot be mapped without it;
+/// whatever it names beyond the visit is read after, see [`Found::bodies`].)
+struct Found {
+    asked: HashSet<String>,
+    found: HashMap<String, StoredResource>,
+}
+
+async fn read_stored(
     ctx: &Hl7Context,
-    mapped: &[Value],
-) -> Result<Vec<Option<Value>>, StoreError> {
-    let wanted: Vec<String> = mapped
-        .iter()
-        .filter(|r| !matches!(r["resourceType"].as_str(), Some("Encounter" | "Provenance")))
-        .map(key)
-        .collect();
-    let mut found: std::collections::HashMap<String, Value> = ctx
-        .store
-        .read_many(&wanted)
-        .await?
-        .into_iter()
-        .filter_map(|s| {
-            let mut body = s.json()?;
-            body.as_object_mut()?.remove("meta");
-            Some((s.reference(), body))
-        })
-        .collect();
-    Ok(mapped.iter().map(|r| found.remove(&key(r))).collect())
+    msg: &Message,
+    h: &Header,
+    keys: &Keys,
+    recorded: &str,
+) -> Result<Found, StoreError> {
+    let mut wanted = vec![format!("Encounter/{}", keys.encounter)];
+    if let Ok(m) = map::map(msg, h, keys, None, recorded) {
+        wanted.extend(m.resources.iter().filter(|r| compared(r)).map(key));
+    }
+    let found = ctx.store.read_many(&wanted).await?;
+    Ok(Found {
+        found: found.into_iter().map(|s| (s.reference(), s)).collect(),
+        asked: wanted.into_iter().collect(),
+    })
+}
+
+impl Found {
+    fn take(&mut self, reference: &str) -> Option<StoredResource> {
+        self.found.remove(reference)
+    }
+
+    /// The stored body of each resource in `mapped` that is compared, without its
+    /// `meta` (None when there is none). Any not asked for before is read now.
+    async fn bodies(
+        mut self,
+        ctx: &Hl7Context,
+        mapped: &[Value],
+    ) -> Result<Vec<Option<Value>>, StoreError> {
+        let missing: Vec<String> = mapped
+            .iter()
+            .filter(|r| compared(r))
+            .map(key)
+            .filter(|k| !self.asked.contains(k))
+            .collect();
+        if !missing.is_empty() {
+            for s in ctx.store.read_many(&missing).await? {
+                self.found.insert(s.reference(), s);
+            }
+        }
+        Ok(mapped
+            .iter()
+            .map(|r| {
+                if !compared(r) {
+                    return None;
+                }
+                let mut body = self.found.remove(&key(r))?.json()?;
+                body.as_object_mut()?.remove("meta");
+                Some(body)
+            })
+            .collect())
+    }
+}
+
+/// Whether a mapped resource is compared with what is stored: not the visit and the
+/// Provenance, which every message writes.
+fn compared(r: &Value) -> bool {
+    !matches!(r["resourceType"].as_str(), Some("Encounter" | "Provenance"))
 }
 
 fn receipt(
@@ -297,10 +339,10 @@ async fn refuse(
     keys: Option<&Keys>,
 ) -> String {
     tracing::info!(event = %h.event, control_id = %h.control_id, ack = r.code.as_str(), error = r.error, at = ?r.location(), "HL7 message refused");
-    let text = ack::build(to, &msg.delims, Err(&r), chrono::Utc::now());
     if r.code != AckCode::AE {
-        return text;
+        return answer_refusal(ctx, h, to, &msg.delims, r).await;
     }
+    let text = ack::build(to, &msg.delims, Err(&r), chrono::Utc::now());
     let op = WriteOp::Hl7(receipt(ctx, h, AckCode::AE, &text, keys, None));
     match ctx.store.commit(vec![op]).await {
         Ok(_) => text,
@@ -312,10 +354,30 @@ async fn refuse(
     }
 }
 
-/// A concurrent copy of the message committed first: answer with its ACK.
+/// An AR, which is not kept: unless the message was applied before (this is a
+/// resend that could not be applied again), when its stored ACK answers it.
+async fn answer_refusal(
+    ctx: &Hl7Context,
+    h: &Header,
+    to: &Answering,
+    d: &Delimiters,
+    r: Rejection,
+) -> String {
+    if let Ok(Some(a)) = ctx.store.hl7_ack(&h.sender(), &h.control_id).await {
+        tracing::info!(control_id = %h.control_id, "HL7 message resent: the stored ACK answers it");
+        return a;
+    }
+    ack::build(to, d, Err(&r), chrono::Utc::now())
+}
+
+/// The message was applied before (a resend, or a copy committed concurrently):
+/// answer with its stored ACK.
 async fn already_applied(ctx: &Hl7Context, h: &Header, to: &Answering, d: &Delimiters) -> String {
     match ctx.store.hl7_ack(&h.sender(), &h.control_id).await {
-        Ok(Some(a)) => a,
+        Ok(Some(a)) => {
+            tracing::info!(control_id = %h.control_id, "HL7 message resent: the stored ACK answers it");
+            a
+        }
         Ok(None) => unavailable(to, d, StoreError::NotFound("the stored ACK".into())),
         Err(e) => unavailable(to, d, e),
     }

@@ -293,7 +293,8 @@ async fn a_resend_is_applied_once_and_answered_alike(app: TestApp) {
     assert_eq!(app.count("Provenance").await, 1);
     // The same control id from another sender is another message.
     let other = msg.replace("|EPICADT|GENHOSP|", "|OTHERADT|GENHOSP|");
-    assert_aa(&send(&app, &other).await, "MSG-A01-0001");
+    let other_ack = send(&app, &other).await;
+    assert_aa(&other_ack, "MSG-A01-0001");
     assert_eq!(visit(&app).await["meta"]["versionId"], "2");
     // An AE is kept too: the resend gets the same refusal.
     let bad = msg
@@ -302,6 +303,19 @@ async fn a_resend_is_applied_once_and_answered_alike(app: TestApp) {
     let ae = send(&app, &bad).await;
     assert_eq!(ack_code(&ae), Some("AE"));
     assert_eq!(send(&app, &bad).await, ae);
+    // A resend after the visit moved on (discharged since: the admission would not
+    // apply now) is still the message applied before: its first ACK, nothing written.
+    assert_aa(
+        &send(&app, &fixture("a03-v251-crlf.hl7")).await,
+        "MSG-A03-0001",
+    );
+    let discharged = visit(&app).await;
+    let events = app.event_names().await;
+    assert_eq!(send(&app, &msg).await, first);
+    assert_eq!(send(&app, &other).await, other_ack);
+    assert_eq!(visit(&app).await, discharged);
+    assert_eq!(app.event_names().await, events);
+    assert_eq!(app.count("Provenance").await, 3);
 }
 
 /// An interface engine that times out and resends on new connections while the first
