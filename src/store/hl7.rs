@@ -69,26 +69,3 @@ pub async fn prune<T: Tx>(tx: &mut T, before: i64, limit: i64) -> Result<usize, 
         .await?;
     Ok(rows.len())
 }
-
-/// Whether `event` was raised for the record since `since` (microseconds).
-pub async fn raised_since<T: Tx>(
-    tx: &mut T,
-    kind: &str,
-    id: &str,
-    event: &str,
-    since: i64,
-) -> Result<bool, StoreError> {
-    let rows = tx
-        .fetch_rows(&Sql::with(
-            "SELECT seq FROM domain_events WHERE record_kind = $1 AND record_id = $2 \
-             AND event = $3 AND at > $4 LIMIT 1",
-            vec![
-                Bind::Text(kind.into()),
-                Bind::Text(id.into()),
-                Bind::Text(event.into()),
-                Bind::Int(since),
-            ],
-        ))
-        .await?;
-    Ok(!rows.is_empty())
-}

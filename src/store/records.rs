@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use super::executor::Tx;
+use super::executor::{Cell, Tx};
 use super::handoffs::Cue;
 use super::sql::{Bind, Sql};
 use super::{StoreError, StoredResource};
@@ -34,12 +34,46 @@ fn stmt(text: &str, binds: Vec<Bind>) -> Sql {
     Sql::with(text, binds)
 }
 
+/// The stored record and, in the same statement, whether `EncounterUpdated` was raised
+/// for it after `since` (HL7 v2 A08 coalescing, `Known::coalesce_micros`).
+const SELECT_RECORD_AND_UPDATED: &str = "SELECT body, EXISTS (SELECT 1 FROM domain_events \
+     WHERE record_kind = $1 AND record_id = $2 AND event = $3 AND at > $4) \
+     FROM records WHERE kind = $1 AND id = $2";
+
 async fn load<T: Tx>(tx: &mut T, kind: RecordKind, id: &str) -> Result<Option<Record>, StoreError> {
     let s = stmt(
         SELECT_RECORD,
         vec![Bind::Text(kind.as_str().into()), Bind::Text(id.into())],
     );
-    match tx.fetch_text(&s).await? {
+    parse(kind, id, tx.fetch_text(&s).await?)
+}
+
+/// [`load`], and whether `EncounterUpdated` was raised for the record after `since`.
+async fn load_coalescing<T: Tx>(
+    tx: &mut T,
+    kind: RecordKind,
+    id: &str,
+    since: i64,
+) -> Result<(Option<Record>, bool), StoreError> {
+    let s = stmt(
+        SELECT_RECORD_AND_UPDATED,
+        vec![
+            Bind::Text(kind.as_str().into()),
+            Bind::Text(id.into()),
+            Bind::Text(lifecycle::EventKind::EncounterUpdated.as_str().into()),
+            Bind::Int(since),
+        ],
+    );
+    let Some(mut row) = tx.fetch_rows(&s).await?.pop() else {
+        return Ok((None, false));
+    };
+    let raised = row.pop().and_then(|c| c.int()).is_some_and(|i| i != 0);
+    let body = row.pop().and_then(Cell::into_text);
+    Ok((parse(kind, id, body)?, raised))
+}
+
+fn parse(kind: RecordKind, id: &str, body: Option<String>) -> Result<Option<Record>, StoreError> {
+    match body {
         None => Ok(None),
         Some(body) => Record::parse(kind, &body).map(Some).map_err(|e| {
             tracing::error!(kind = kind.as_str(), id, error = %e, "stored record unreadable");
@@ -79,10 +113,10 @@ pub async fn sync<T: Tx>(
     let Some(kind) = RecordKind::for_resource_type(&v.rtype) else {
         return Ok(Vec::new());
     };
-    let prior = if known.new_id {
-        None
-    } else {
-        load(tx, kind, &v.id).await?
+    let (prior, updated_recently) = match (known.new_id, known.coalesce_micros) {
+        (true, _) => (None, false),
+        (false, None) => (load(tx, kind, &v.id).await?, false),
+        (false, Some(window)) => load_coalescing(tx, kind, &v.id, v.last_updated - window).await?,
     };
     let mut next = Record::from_resource(resource, prior.as_ref()).expect("kind has a record");
     if let Some(p) = &prior {
@@ -101,7 +135,7 @@ pub async fn sync<T: Tx>(
             }
         }
     }
-    save(tx, v, prior.as_ref(), &next, known).await
+    save(tx, v, prior.as_ref(), &next, known, updated_recently).await
 }
 
 async fn sync_task<T: Tx>(
@@ -139,7 +173,7 @@ async fn sync_task<T: Tx>(
         correction: None,
         coalesce_micros: None,
     };
-    save(tx, v, Some(&prior), &next, known).await
+    save(tx, v, Some(&prior), &next, known, false).await
 }
 
 /// The Task whose focus is ServiceRequest/`sr_id`, if any.
@@ -167,6 +201,7 @@ async fn save<T: Tx>(
     prior: Option<&Record>,
     next: &Record,
     known: Known,
+    updated_recently: bool,
 ) -> Result<Vec<Cue>, StoreError> {
     let mut events = match (known.correction, prior, next) {
         (Some(c), Some(Record::Transition(p)), Record::Transition(n)) => {
@@ -176,18 +211,8 @@ async fn save<T: Tx>(
     };
     let kind = next.kind();
     let id = next.id().unwrap_or_default().to_owned();
-    if let (Some(window), Some(p)) = (known.coalesce_micros, prior) {
-        if events.is_empty()
-            && lifecycle::changed(Some(p), next)
-            && !super::hl7::raised_since(
-                tx,
-                kind.as_str(),
-                &id,
-                lifecycle::EventKind::EncounterUpdated.as_str(),
-                v.last_updated - window,
-            )
-            .await?
-        {
+    if let (Some(_), Some(p)) = (known.coalesce_micros, prior) {
+        if events.is_empty() && lifecycle::changed(Some(p), next) && !updated_recently {
             events.push(lifecycle::EventKind::EncounterUpdated);
         }
     }
