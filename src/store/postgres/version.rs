@@ -52,14 +52,22 @@ const TABLES: [Table; 4] = [
     ("search_ref", &[("target", "text")], "t.target = v.a"),
 ];
 
-/// The statement for a resource's first version (no rows to compare with).
-static CREATE: LazyLock<String> = LazyLock::new(|| statement(false));
-/// The statement for a later version (or a version of a resource that may have rows).
-static UPDATE: LazyLock<String> = LazyLock::new(|| statement(true));
+/// The statements for a resource's first version (no rows to compare with), by which
+/// search tables get rows (bit `t` for `TABLES[t]`): a table with none is left out of
+/// the statement, as opening it and its indexes is most of an empty insert's cost.
+static CREATE: LazyLock<Vec<String>> = LazyLock::new(|| {
+    (0..1 << TABLES.len())
+        .map(|m| statement(false, m))
+        .collect()
+});
+/// The statement for a later version (or a version of a resource that may have rows):
+/// every table, since any may hold rows to delete.
+static UPDATE: LazyLock<String> = LazyLock::new(|| statement(true, (1 << TABLES.len()) - 1));
 
 /// `$1`-`$6` are the version's (`INSERT_HISTORY`, `UPSERT_CURRENT`); then per table
-/// the arrays `n`, `param` and its value columns.
-fn statement(existed: bool) -> String {
+/// the arrays `n`, `param` and its value columns, bound for every table (those of a
+/// table left out are unused).
+fn statement(existed: bool, tables: usize) -> String {
     let mut s = format!("WITH h AS ({INSERT_HISTORY}), c AS ({UPSERT_CURRENT})");
     let mut next = 7;
     for (t, (table, values, same)) in TABLES.iter().enumerate() {
@@ -68,6 +76,9 @@ fn statement(existed: bool) -> String {
         for (_, ty) in values.iter() {
             arrays.push_str(&format!(", ${next}::{ty}[]"));
             next += 1;
+        }
+        if tables & (1 << t) == 0 {
+            continue;
         }
         let names = ["a", "b"][..values.len()].join(", ");
         let picked = ["v.a", "v.b"][..values.len()].join(", ");
@@ -146,12 +157,14 @@ pub fn write_version<'q>(
     rows: &'q Rows,
     existed: bool,
 ) -> Query<'q, Postgres, PgArguments> {
+    let (t, s, d, r) = (&rows.token, &rows.string, &rows.date, &rows.reference);
     let text: &'static str = if existed {
         UPDATE.as_str()
     } else {
-        CREATE.as_str()
+        let filled = [t.n.len(), s.n.len(), d.n.len(), r.n.len()];
+        let tables = (0..TABLES.len()).filter(|&i| filled[i] > 0);
+        CREATE[tables.fold(0, |m, i| m | 1 << i)].as_str()
     };
-    let (t, s, d, r) = (&rows.token, &rows.string, &rows.date, &rows.reference);
     sqlx::query(text)
         .bind(&v.rtype)
         .bind(&v.id)
@@ -237,10 +250,30 @@ mod tests {
 
     #[test]
     fn a_new_resource_only_inserts() {
-        let s = CREATE.as_str();
+        let s = CREATE[0b1111].as_str();
         assert!(!s.contains("DELETE"), "{s}");
         assert!(!s.contains("NOT EXISTS"), "{s}");
         assert!(s.contains("i3 AS (INSERT INTO search_ref (rtype, rid, n, param, target) SELECT $1, $2, v.n, v.param, v.a FROM v3 v)"), "{s}");
         assert!(s.contains("$21::text[]") && !s.contains("$22"));
+    }
+
+    #[test]
+    fn a_new_resource_leaves_out_the_tables_it_has_no_rows_for() {
+        // Tokens and references only: no string or date table in the statement, and
+        // their arrays keep their numbers.
+        let s = CREATE[0b1001].as_str();
+        assert!(s.contains("INSERT INTO search_token") && s.contains("INSERT INTO search_ref"));
+        assert!(
+            !s.contains("search_string") && !s.contains("search_date"),
+            "{s}"
+        );
+        assert!(
+            s.contains("unnest($19::int4[], $20::text[], $21::text[])"),
+            "{s}"
+        );
+        assert_eq!(
+            CREATE[0],
+            format!("WITH h AS ({INSERT_HISTORY}), c AS ({UPSERT_CURRENT}) SELECT 1")
+        );
     }
 }
