@@ -2,11 +2,12 @@
 //! history row, the current row and the search index rows, one round trip instead of
 //! up to ten.
 //!
-//! The statement's text is fixed (one for a new resource, one for an update): the
-//! index rows travel as arrays, one per column, unnested in the statement, so every
-//! write runs the same prepared statement with a cached plan. (The rows as a `VALUES`
-//! list, a text per row count, measured slower than the wholesale replacement they
-//! were to improve on: README, "A fast hour".)
+//! The statement's texts are fixed (one for an update; for a new resource, one per
+//! set of search tables it has rows for): the index rows travel as arrays, one per
+//! column, unnested in the statement, so writes run a few prepared statements with
+//! cached plans, whatever their row counts. (The rows as a `VALUES` list, a text per
+//! row count, measured slower than the wholesale replacement they were to improve on:
+//! README, "A fast hour".)
 //!
 //! The index rows of an update are replaced by difference, as on SQLite
 //! (`sqlite::index_rows`): per search table, one CTE inserts the new rows that have no
