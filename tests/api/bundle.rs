@@ -51,12 +51,7 @@ async fn transaction_of_several_updates(app: TestApp) {
     let r = app.post_json("", &t).await;
     assert_eq!(r.status(), 200);
     let resp: Value = r.json().await.unwrap();
-    let statuses: Vec<&str> = resp["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["response"]["status"].as_str().unwrap())
-        .collect();
+    let statuses = statuses(&resp);
     assert_eq!(statuses, ["200 OK", "201 Created", "200 OK"]);
     for (id, version) in [(b, "2"), ("new-org", "1"), (a, "2")] {
         let got = organization(&app, id).await;
@@ -82,6 +77,16 @@ async fn transaction_of_several_updates(app: TestApp) {
     for id in [a, b, "new-org"] {
         assert_eq!(organization(&app, id).await["name"], "Renamed", "{id}");
     }
+}
+
+/// Each entry's `response.status` of a transaction- or batch-response Bundle.
+fn statuses(resp: &Value) -> Vec<&str> {
+    resp["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap())
+        .collect()
 }
 
 async fn organization(app: &TestApp, id: &str) -> Value {
@@ -258,12 +263,7 @@ async fn batch_entries_stand_alone(app: TestApp) {
     assert_eq!(r.status(), 200);
     let resp: Value = r.json().await.unwrap();
     assert_eq!(resp["type"], "batch-response");
-    let statuses: Vec<&str> = resp["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["response"]["status"].as_str().unwrap())
-        .collect();
+    let statuses = statuses(&resp);
     assert_eq!(
         statuses,
         [
