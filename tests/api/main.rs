@@ -19,6 +19,7 @@ mod handoff_support;
 mod hl7;
 mod hl7_provenance;
 mod hl7_shutdown;
+mod hl7_stored;
 mod hl7_tls;
 mod internal_api;
 mod migrations;
