@@ -208,6 +208,68 @@ pub fn patient_of(rtype: &str, v: &Value) -> Option<String> {
     }
 }
 
+/// A recipient client's update or delete of what is stored (docs/consent.md,
+/// "Reads"): only what it could read (the patient's consent decides, as for a read;
+/// nothing is disclosed, so nothing goes to the ledger), of Tasks only those it owns or
+/// requested, of Subscriptions only its own. A create changes nothing stored: the
+/// type and subscription checks (`auth::check_recipient_write`) are all it gets.
+pub async fn check_recipient_change(
+    state: &AppState,
+    r: &RecipientSpec,
+    op: &WriteOp,
+) -> Result<(), ApiError> {
+    let stored: Vec<StoredResource> = match op {
+        WriteOp::Update { rtype, id, .. } | WriteOp::Delete { rtype, id, .. } => {
+            state.store.read(rtype, id).await?.into_iter().collect()
+        }
+        WriteOp::ConditionalUpdate { query, .. } | WriteOp::ConditionalDelete { query } => {
+            // Two are enough: more than one match fails the write anyway (412).
+            let mut q = query.clone();
+            (q.count, q.offset) = (2, 0);
+            q.include.clear();
+            state.store.search(&q).await?.items
+        }
+        _ => Vec::new(),
+    };
+    let policy = state.settings.consent_policy();
+    for s in &stored {
+        let Some(body) = s.json() else { continue };
+        let reference = s.reference();
+        let names_it = |field: &str| {
+            body[field]["reference"]
+                .as_str()
+                .is_some_and(|x| r.references.iter().any(|m| m == x))
+        };
+        let theirs = match s.rtype.as_str() {
+            "Task" => names_it("owner") || names_it("requester"),
+            "Subscription" => names_recipient(&body, r),
+            _ => true,
+        };
+        if !theirs {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                IssueCode::Forbidden,
+                format!("{reference} is not this client's to change: a recipient client changes only the Tasks it owns or requested and its own Subscriptions"),
+            ));
+        }
+        let Some(patient) = patient_of(&s.rtype, &body) else {
+            continue;
+        };
+        let at = dates::format_instant(dates::now_micros());
+        let item = disclosure::item_of(&reference, Some(&body));
+        let out = disclosure::evaluate_items(&*state.store, &patient, r, vec![item], &at, &policy)
+            .await?;
+        if !permits(&out, &reference) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                IssueCode::Forbidden,
+                format!("{reference} may not be changed by this client: the patient's consent does not let it see it"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

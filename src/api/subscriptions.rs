@@ -181,7 +181,8 @@ async fn recheck(
 
 /// Checks on a write before it reaches the store: topics (Basic) are read-only, a
 /// recipient client writes only what [`super::auth::RECIPIENT_WRITES`] lists (and only
-/// subscriptions naming it), and a Subscription's endpoint must be allowed (no
+/// subscriptions naming it) and changes only what is its own and consent lets it see
+/// ([`access::check_recipient_change`]), and a Subscription's endpoint must be allowed (no
 /// loopback, private or link-local targets unless configured). The endpoint is
 /// checked here, outside the store's transaction, because it resolves the host name.
 /// Issue paths are relative to the resource (`Subscription.channel.endpoint`).
@@ -206,6 +207,7 @@ pub async fn check_write(
     }
     if let Some(r) = caller.and_then(Caller::recipient) {
         super::auth::check_recipient_write(r, rtype, resource)?;
+        access::check_recipient_change(state, r, op).await?;
     }
     let Some(resource) = resource else {
         return Ok(());

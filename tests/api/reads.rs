@@ -2,7 +2,8 @@
 //! "Reads"): tokens are asked for once clients are registered; a recipient client
 //! reads only what the patient's consent lets it receive, through every read path;
 //! each read of a patient's data is in the ledger; a recipient is kept away from what
-//! no per-resource decision guards and cannot write itself permissions.
+//! no per-resource decision guards, cannot write itself permissions, and changes only
+//! what is its own and consent lets it see.
 
 use reqwest::{Method, Response};
 use serde_json::{json, Value};
@@ -44,6 +45,7 @@ test_with_clients!(
     a_recipient_reads_only_what_consent_permits,
     every_read_of_a_patients_data_is_in_the_ledger,
     a_recipient_is_kept_to_its_own,
+    a_recipient_changes_only_what_is_its_own,
 );
 
 /// A gateway with the production no-consent default (deny; the PCP by policy), a
@@ -337,17 +339,7 @@ async fn a_recipient_is_kept_to_its_own(app: TestApp) {
     assert_eq!(put(&app, PCP, "/Patient/p2", &p2).await, 403);
     assert_eq!(get(&app, PCP, "/Patient/p2").await.0, 403);
     // Its subscriptions name it as their recipient, and nobody else.
-    let sub = |who: &str| {
-        let mut s = subscription(
-            "encounter-end",
-            &[],
-            "https://pcp.example.org/hook",
-            "id-only",
-        );
-        s["status"] = json!("off");
-        s["extension"] = json!([{"url": RECIPIENT, "extension": [{"url": "actor", "valueReference": {"reference": who}}]}]);
-        s
-    };
+    let sub = recipients_subscription;
     let (status, oo) = post(&app, PCP, "/Subscription", &sub("Practitioner/other")).await;
     assert_eq!(status, 403, "{oo}");
     let (status, mine) = post(&app, PCP, "/Subscription", &sub("Practitioner/pcp")).await;
@@ -395,4 +387,117 @@ async fn a_recipient_is_kept_to_its_own(app: TestApp) {
     let (status, t) = post(&app, PCP, "/Task/t-mine/$accept", &none).await;
     assert_eq!(status, 200, "{t}");
     assert_eq!(t["status"], "accepted");
+}
+
+fn task(id: &str, owner: &str, status: &str) -> Value {
+    json!({"resourceType": "Task", "id": id, "status": status, "intent": "order",
+        "for": {"reference": "Patient/p1"}, "owner": {"reference": owner}})
+}
+
+fn referral(id: &str, patient: &str, note: &str) -> Value {
+    json!({"resourceType": "ServiceRequest", "id": id, "status": "active", "intent": "order",
+        "identifier": [{"system": "urn:test:referral", "value": id}],
+        "subject": {"reference": patient}, "note": [{"text": note}]})
+}
+
+/// What is stored of `path`, read by the full-access engine.
+async fn stored(app: &TestApp, path: &str) -> Value {
+    let (status, v) = get(app, ENGINE, path).await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+async fn a_recipient_changes_only_what_is_its_own(app: TestApp) {
+    two_patients(&app).await;
+    // Tasks about p1, whose PCP the client is (consent permits it to see them): it
+    // changes the one it owns, not another practice's.
+    for (id, owner) in [
+        ("t-other", "Practitioner/other"),
+        ("t-mine", "Practitioner/pcp"),
+    ] {
+        let t = task(id, owner, "requested");
+        assert_eq!(put(&app, ENGINE, &format!("/Task/{id}"), &t).await, 201);
+    }
+    let taken = task("t-other", "Practitioner/other", "accepted");
+    assert_eq!(put(&app, PCP, "/Task/t-other", &taken).await, 403);
+    let r = call(&app, Some(PCP), Method::DELETE, "/Task/t-other", None).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(stored(&app, "/Task/t-other").await["status"], "requested");
+    let mine = task("t-mine", "Practitioner/pcp", "accepted");
+    assert_eq!(put(&app, PCP, "/Task/t-mine", &mine).await, 200);
+
+    // Referrals: about p1 it may update; about p2, whose consent does not let it see
+    // them, neither by id, nor by a conditional update, nor inside a transaction.
+    for (id, patient) in [("sr-p1", "Patient/p1"), ("sr-p2", "Patient/p2")] {
+        let sr = referral(id, patient, "as sent");
+        assert_eq!(
+            put(&app, ENGINE, &format!("/ServiceRequest/{id}"), &sr).await,
+            201
+        );
+    }
+    let changed = referral("sr-p1", "Patient/p1", "changed");
+    assert_eq!(put(&app, PCP, "/ServiceRequest/sr-p1", &changed).await, 200);
+    let changed = referral("sr-p2", "Patient/p2", "changed");
+    let r = call(
+        &app,
+        Some(PCP),
+        Method::PUT,
+        "/ServiceRequest/sr-p2",
+        Some(&changed),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let oo: Value = r.json().await.unwrap();
+    assert!(
+        oo["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("ServiceRequest/sr-p2"),
+        "{oo}"
+    );
+    let path = "/ServiceRequest?identifier=urn:test:referral|sr-p2";
+    assert_eq!(put(&app, PCP, path, &changed).await, 403);
+    let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": task("t-new", "Practitioner/pcp", "requested"),
+         "request": {"method": "PUT", "url": "Task/t-new"}},
+        {"resource": changed, "request": {"method": "PUT", "url": "ServiceRequest/sr-p2"}}]});
+    let (status, oo) = post(&app, PCP, "/", &tx).await;
+    assert_eq!(status, 403, "{oo}");
+    assert_eq!(
+        get(&app, ENGINE, "/Task/t-new").await.0,
+        404,
+        "nothing of it stored"
+    );
+    let sr = stored(&app, "/ServiceRequest/sr-p2").await;
+    assert_eq!(
+        (
+            sr["note"][0]["text"].as_str(),
+            sr["meta"]["versionId"].as_str()
+        ),
+        (Some("as sent"), Some("1"))
+    );
+
+    // Another party's subscription cannot be taken over by writing over it.
+    let mut theirs = recipients_subscription("Practitioner/other");
+    theirs["id"] = json!("s-other");
+    assert_eq!(
+        put(&app, ENGINE, "/Subscription/s-other", &theirs).await,
+        201
+    );
+    let mut mine = recipients_subscription("Practitioner/pcp");
+    mine["id"] = json!("s-other");
+    assert_eq!(put(&app, PCP, "/Subscription/s-other", &mine).await, 403);
+}
+
+/// A Subscription (off) naming `who` as its recipient.
+fn recipients_subscription(who: &str) -> Value {
+    let mut s = subscription(
+        "encounter-end",
+        &[],
+        "https://pcp.example.org/hook",
+        "id-only",
+    );
+    s["status"] = json!("off");
+    s["extension"] = json!([{"url": RECIPIENT, "extension": [{"url": "actor", "valueReference": {"reference": who}}]}]);
+    s
 }
