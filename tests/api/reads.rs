@@ -46,6 +46,7 @@ test_with_clients!(
     every_read_of_a_patients_data_is_in_the_ledger,
     a_recipient_is_kept_to_its_own,
     a_recipient_changes_only_what_is_its_own,
+    internal_api_reads_are_in_the_ledger,
 );
 
 /// A gateway with the production no-consent default (deny; the PCP by policy), a
@@ -306,14 +307,18 @@ async fn every_read_of_a_patients_data_is_in_the_ledger(app: TestApp) {
         .find(|r| r["subtype"][1]["code"] == "search-type")
         .cloned()
         .unwrap_or_else(|| panic!("{d1}"));
-    let sent: Vec<&str> = search["entity"]
+    assert_eq!(sent(&search), vec!["Encounter/e-p1"], "{search}");
+}
+
+/// What a ledger AuditEvent names as sent.
+fn sent(audit: &Value) -> Vec<&str> {
+    audit["entity"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|x| x["description"] == "sent")
         .filter_map(|x| x["what"]["reference"].as_str())
-        .collect();
-    assert_eq!(sent, vec!["Encounter/e-p1"], "{search}");
+        .collect()
 }
 
 async fn a_recipient_is_kept_to_its_own(app: TestApp) {
@@ -500,4 +505,72 @@ fn recipients_subscription(who: &str) -> Value {
     s["status"] = json!("off");
     s["extension"] = json!([{"url": RECIPIENT, "extension": [{"url": "actor", "valueReference": {"reference": who}}]}]);
     s
+}
+
+/// The full-access engine's uses of `patient`'s data in the ledger, oldest first.
+async fn uses_of(app: &TestApp, patient: &str) -> Vec<Value> {
+    let path = format!("/AuditEvent?subtype={LEDGER}|read&patient={patient}&_count=50");
+    let (status, b) = get(app, ENGINE, &path).await;
+    assert_eq!(status, 200, "{b}");
+    b["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["resource"].clone())
+        .collect()
+}
+
+async fn internal_api_reads_are_in_the_ledger(app: TestApp) {
+    two_patients(&app).await;
+    assert!(uses_of(&app, "Patient/p1").await.is_empty());
+    // Records: a list audits each patient once, naming the record's resource.
+    let (status, list) = get(&app, ENGINE, "/api/v1/transitions").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["total"], 2, "{list}");
+    let (status, one) = get(&app, ENGINE, "/api/v1/transitions/e-p1").await;
+    assert_eq!(status, 200, "{one}");
+    let (status, events) = get(&app, ENGINE, "/api/v1/events").await;
+    assert_eq!(status, 200, "{events}");
+    let p1 = uses_of(&app, "Patient/p1").await;
+    let interactions: Vec<&str> = p1
+        .iter()
+        .filter_map(|e| e["subtype"][1]["code"].as_str())
+        .collect();
+    assert_eq!(
+        interactions,
+        ["search-type", "read", "search-type"],
+        "{p1:?}"
+    );
+    for e in &p1 {
+        assert_eq!(e["agent"][0]["altId"], "engine");
+        assert_eq!(sent(e), ["Encounter/e-p1"], "{e}");
+    }
+    // The other patient's data was only in the list and the events.
+    assert_eq!(uses_of(&app, "Patient/p2").await.len(), 2);
+    // Reads are uses, not disclosures: not in the patient's accounting.
+    let (_, d1) = get(&app, ENGINE, "/Patient/p1/$disclosures").await;
+    assert_eq!(d1["entry"].as_array().map_or(0, Vec::len), 0, "{d1}");
+
+    // The worklist names each handoff's Task.
+    let sr = json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/p1"}, "code": {"text": "Cardiology consult"},
+        "requester": {"reference": "Practitioner/pcp"},
+        "performer": [{"reference": "Practitioner/cardio"}]});
+    let (status, sr) = post(&app, ENGINE, "/ServiceRequest", &sr).await;
+    assert_eq!(status, 201, "{sr}");
+    let (status, list) = get(&app, ENGINE, "/api/v1/worklist?party=Practitioner/pcp").await;
+    assert_eq!(status, 200, "{list}");
+    let task = list["items"][0]["task"]
+        .as_str()
+        .expect("the referral's handoff");
+    let p1 = uses_of(&app, "Patient/p1").await;
+    assert_eq!(p1.len(), 4, "{p1:?}");
+    let last = &p1[3]["entity"];
+    assert!(
+        last.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["what"]["reference"] == task),
+        "{last}"
+    );
 }

@@ -3,6 +3,7 @@
 //! `/api/v1/openapi.json`); errors are problem details (`problem.rs`); writes go through
 //! FHIR resources (`write.rs`).
 
+pub mod audit;
 pub mod problem;
 pub mod worklist;
 pub mod write;
@@ -143,18 +144,22 @@ async fn list(req: HttpRequest, path: web::Path<String>, state: State) -> HttpRe
                 .iter()
                 .filter_map(|b| serde_json::from_str(b).ok())
                 .collect();
+            let seen = items.iter().map(|r| audit::of_record(kind, r));
+            audit::uses(&req, &state, "search-type", seen).await?;
             Ok(HttpResponse::Ok().json(json!({"total": total, "items": items})))
         }
         .await,
     )
 }
 
-async fn get(path: web::Path<(String, String)>, state: State) -> HttpResponse {
+async fn get(req: HttpRequest, path: web::Path<(String, String)>, state: State) -> HttpResponse {
     finish(
         async {
             let (kind, id) = path.into_inner();
             let kind = kind_of(&kind)?;
-            Ok(HttpResponse::Ok().json(stored_record(&state, kind, &id).await?))
+            let record = stored_record(&state, kind, &id).await?;
+            audit::uses(&req, &state, "read", [audit::of_record(kind, &record)]).await?;
+            Ok(HttpResponse::Ok().json(record))
         }
         .await,
     )
@@ -285,6 +290,11 @@ async fn events(req: HttpRequest, state: State) -> HttpResponse {
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             };
+            let seen = page.items.iter().map(|e| {
+                let what = e.resource.split("/_history").next().unwrap_or_default();
+                (e.patient.clone(), what.to_owned())
+            });
+            audit::uses(&req, &state, "search-type", seen).await?;
             let next = page.items.last().map_or(q.after, |e| e.cursor());
             Ok(HttpResponse::Ok().json(json!({
                 "items": page.items,

@@ -139,6 +139,11 @@ pub async fn worklist(req: HttpRequest, state: State) -> HttpResponse {
                     Some(it)
                 })
                 .collect();
+            let seen = items.iter().map(|it| {
+                let patient = it["patient"].as_str().map(str::to_owned);
+                (patient, it["task"].as_str().unwrap_or_default().to_owned())
+            });
+            super::audit::uses(&req, &state, "search-type", seen).await?;
             Ok(HttpResponse::Ok().json(json!({
                 "party": party,
                 "now": format_instant(now),
