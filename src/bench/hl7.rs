@@ -32,6 +32,9 @@ pub struct Hl7Args {
     /// PostgreSQL to measure (a schema is created for the run); "none" to skip.
     #[arg(long, default_value = DEFAULT_POSTGRES_URL)]
     pub postgres_url: String,
+    /// The stores to measure, of sqlite and postgres (the echo ceiling always runs).
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres", value_parser = ["sqlite", "postgres"])]
+    pub stores: Vec<String>,
 }
 
 struct Row {
@@ -67,8 +70,11 @@ pub async fn run(args: Hl7Args) -> anyhow::Result<()> {
         rows.push(echo_ceiling(c, &args).await?);
     }
     let sqlite_url = format!("sqlite:{}", dir.join("bench.db").display());
-    rows.extend(measure_store("sqlite", &sqlite_url, &args).await?);
-    if args.postgres_url != "none" {
+    let measured = |store: &str| args.stores.iter().any(|s| s == store);
+    if measured("sqlite") {
+        rows.extend(measure_store("sqlite", &sqlite_url, &args).await?);
+    }
+    if measured("postgres") && args.postgres_url != "none" {
         let schema = format!("bench_hl7_{}", std::process::id());
         let url = pg_url_with_schema(&args.postgres_url, &schema);
         match measure_store("postgres", &url, &args).await {
