@@ -28,6 +28,8 @@ pub struct PgStore {
 }
 
 const RETRIES: usize = 3;
+/// A pooled connection idle this long is pinged before it is handed out.
+const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl PgStore {
     /// Concurrent transactions commit out of `seq` order: the event log is read by
@@ -53,6 +55,19 @@ impl PgStore {
         }
         let pool = PgPoolOptions::new()
             .max_connections(settings.pool_size.max(2))
+            // sqlx pings every connection it hands out (and again as it takes it
+            // back): a round trip each way per request. Only a connection that sat
+            // idle a while is pinged before use (one that PostgreSQL may have closed
+            // meanwhile, as on its restart); a busy one was checked on its release.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         sqlx::migrate!("src/store/postgres/migrations")
