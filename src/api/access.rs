@@ -183,7 +183,7 @@ pub fn names_recipient(subscription: &Value, r: &RecipientSpec) -> bool {
         return false;
     };
     recipient::read(root, &mut Vec::new())
-        .is_some_and(|spec| spec.references.iter().any(|x| r.references.contains(x)))
+        .is_some_and(|spec| spec.references.iter().any(|x| r.answers_to(x)))
 }
 
 /// The patient a resource is about: a Patient itself, a Provenance's target Patient,
@@ -238,7 +238,7 @@ pub async fn check_recipient_change(
         let names_it = |field: &str| {
             body[field]["reference"]
                 .as_str()
-                .is_some_and(|x| r.references.iter().any(|m| m == x))
+                .is_some_and(|x| r.answers_to(x))
         };
         let theirs = match s.rtype.as_str() {
             "Task" => names_it("owner") || names_it("requester"),

@@ -166,7 +166,7 @@ pub fn check_recipient_write(
                 })
                 .map(|spec| spec.references)
                 .unwrap_or_default();
-            if named.is_empty() || named.iter().any(|n| !r.references.contains(n)) {
+            if named.is_empty() || named.iter().any(|n| !r.answers_to(n)) {
                 return Err(ApiError {
                     status: StatusCode::FORBIDDEN,
                     issues: vec![crate::fhir::outcome::Issue::error(

@@ -76,7 +76,7 @@ async fn answer(
         if let Some(r) = ctx.caller.as_deref().and_then(crate::auth::Caller::recipient) {
             let owner_now = task["owner"]["reference"].as_str();
             let owner_new = owner.as_ref().and_then(|o| o["reference"].as_str());
-            let mine = |o: Option<&str>| o.is_none_or(|o| r.references.iter().any(|x| x == o));
+            let mine = |o: Option<&str>| o.is_none_or(|o| r.answers_to(o));
             if !mine(owner_now) || !mine(owner_new) || owner_now.or(owner_new).is_none() {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,

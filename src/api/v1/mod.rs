@@ -15,6 +15,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use crate::api::context::{parse_query, read_body};
+use crate::fhir::search::params::normalize_reference;
 use crate::records::{Record, RecordKind};
 use crate::startup::AppState;
 use crate::store::{EventCursor, EventQuery, OutboxOp, RecordQuery, WriteOp, WriteOutcome};
@@ -291,8 +292,8 @@ async fn events(req: HttpRequest, state: State) -> HttpResponse {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             };
             let seen = page.items.iter().map(|e| {
-                let what = e.resource.split("/_history").next().unwrap_or_default();
-                (e.patient.clone(), what.to_owned())
+                let what = normalize_reference(&e.resource).unwrap_or_else(|| e.resource.clone());
+                (e.patient.clone(), what)
             });
             audit::uses(&req, &state, "search-type", seen).await?;
             let next = page.items.last().map_or(q.after, |e| e.cursor());

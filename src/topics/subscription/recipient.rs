@@ -46,6 +46,13 @@ pub struct RecipientSpec {
     pub purpose: String,
 }
 
+impl RecipientSpec {
+    /// Whether `reference` (`Type/id`, as written) is one of the parties it answers to.
+    pub fn answers_to(&self, reference: &str) -> bool {
+        self.references.iter().any(|r| r == reference)
+    }
+}
+
 /// Read the recipient extensions of a Subscription; problems go to `issues`.
 pub fn read(root: &Map<String, Value>, issues: &mut Vec<Issue>) -> Option<RecipientSpec> {
     let mut references = Vec::new();
