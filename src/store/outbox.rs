@@ -6,10 +6,11 @@
 //!   handshake owed when the subscription is new or its channel changed).
 //! - When a domain event is written, [`match_event`] finds the active subscriptions
 //!   whose topic and filters it matches, in the same transaction: an outbox row exists
-//!   if and only if the event committed. Each gets the subscription's next event number.
+//!   if and only if the event committed. It is numbered when first claimed (below).
 //! - Workers [`claim`] due rows (only the oldest pending row of each subscription, so
-//!   each subscriber receives its notifications in order), deliver them outside any
-//!   transaction, and [`finish`] them: delivered, retry later, or dead.
+//!   each subscriber receives its notifications in order), give the events they carry
+//!   the subscription's next event numbers, deliver them outside any transaction, and
+//!   [`finish`] them: delivered, retry later, or dead.
 
 use serde_json::Value;
 
@@ -118,6 +119,11 @@ pub async fn prepare<T: Tx>(
 
 /// After the version is written: the server row, and the handshake owed.
 pub async fn save<T: Tx>(tx: &mut T, v: &StoredResource, p: Prepared) -> Result<(), StoreError> {
+    if p.status == "off" {
+        // Switched off: nothing more goes out, not even what was owed. (The outbox rows
+        // first, then the subscription's row: the order claims lock them in.)
+        drop_pending(tx, &v.id, v.last_updated).await?;
+    }
     tx.exec(&stmt(
         "INSERT INTO subscriptions (id, topic, status, spec, secret, updated, heartbeat_secs, last_notified) \
          VALUES ($1, $2, $3, $4, $5, $6, $8, $6) \
@@ -137,11 +143,7 @@ pub async fn save<T: Tx>(tx: &mut T, v: &StoredResource, p: Prepared) -> Result<
     ))
     .await?;
     if p.handshake {
-        enqueue(tx, &v.id, "handshake", None, None, v.last_updated).await?;
-    }
-    if p.status == "off" {
-        // Switched off: nothing more goes out, not even what was owed.
-        drop_pending(tx, &v.id, v.last_updated).await?;
+        enqueue(tx, &v.id, "handshake", None, v.last_updated).await?;
     }
     Ok(())
 }
@@ -157,33 +159,32 @@ async fn drop_pending<T: Tx>(tx: &mut T, id: &str, now: i64) -> Result<(), Store
 
 /// A Subscription deleted: nothing more is owed to it.
 pub async fn remove<T: Tx>(tx: &mut T, id: &str, now: i64) -> Result<(), StoreError> {
+    // The outbox rows first, then the subscription's row: the order claims lock them in.
+    drop_pending(tx, id, now).await?;
     tx.exec(&stmt(
         "DELETE FROM subscriptions WHERE id = $1",
         vec![t(id)],
     ))
-    .await?;
-    drop_pending(tx, id, now).await
+    .await
+    .map(|_| ())
 }
 
 async fn enqueue<T: Tx>(
     tx: &mut T,
     sub: &str,
     kind: &str,
-    event: Option<(i64, i64)>,
-    webhook_id: Option<String>,
+    event_seq: Option<i64>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let webhook_id = webhook_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     tx.mark_due();
     tx.exec(&stmt(
-        "INSERT INTO outbox (subscription_id, kind, event_seq, event_number, webhook_id, state, next_attempt, created) \
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+        "INSERT INTO outbox (subscription_id, kind, event_seq, webhook_id, state, next_attempt, created) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $5)",
         vec![
             t(sub),
             t(kind),
-            Bind::OptInt(event.map(|e| e.0)),
-            Bind::OptInt(event.map(|e| e.1)),
-            Bind::Text(webhook_id),
+            Bind::OptInt(event_seq),
+            Bind::Text(uuid::Uuid::new_v4().to_string()),
             Bind::Int(now),
         ],
     ))
@@ -254,25 +255,9 @@ pub async fn match_event_with<T: Tx>(
                 disclosure::record(tx, &d, &Effect::Denied, now).await?;
                 continue;
             }
-            let number = tx
-                .fetch_rows(&stmt(
-                    "UPDATE subscriptions SET events_since_start = events_since_start + 1, last_notified = $2 \
-                     WHERE id = $1 RETURNING events_since_start",
-                    vec![t(id), Bind::Int(now)],
-                ))
-                .await?
-                .first()
-                .and_then(|r| r[0].int())
-                .unwrap_or(0);
-            enqueue(
-                tx,
-                id,
-                "event-notification",
-                Some((seq, number)),
-                Some(format!("{id}-{number}")),
-                now,
-            )
-            .await?;
+            // No number yet: the claim numbers it (see `claim`), so event-raising
+            // transactions never update, and wait on, the subscription's row.
+            enqueue(tx, id, "event-notification", Some(seq), now).await?;
             queued += 1;
         }
     }
@@ -301,7 +286,7 @@ pub async fn heartbeats<T: Tx>(tx: &mut T, now: i64) -> Result<usize, StoreError
             vec![t(id), Bind::Int(now)],
         ))
         .await?;
-        enqueue(tx, id, "heartbeat", None, None, now).await?;
+        enqueue(tx, id, "heartbeat", None, now).await?;
     }
     Ok(due.len())
 }
@@ -345,7 +330,7 @@ pub async fn replay<T: Tx>(
         ))
         .await?;
         if !shaken {
-            enqueue(tx, &id, "handshake", None, None, now).await?;
+            enqueue(tx, &id, "handshake", None, now).await?;
         }
         changed.push((id, status));
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::consent_support::{agents, consent, patient, wait_ledger, DENIED, RECIPIENT};
 use crate::helpers::TestApp;
@@ -166,13 +166,111 @@ async fn consent_is_decided_per_event_of_a_batch(app: TestApp) {
             delivered_numbers(h).concat().len() >= 2
         })
         .await;
-    assert_eq!(delivered_numbers(&hits), [vec![1], vec![3]]);
+    // b2's event, withheld at its first claim, took no number: b1's second discharge
+    // is the subscriber's event 2, and its numbers never skip.
+    assert_eq!(delivered_numbers(&hits), [vec![1], vec![2]]);
     let denial = wait_ledger(&app, &format!("patient=Patient/b2&{DENIED}"), 1).await;
     assert_eq!(agents(&denial[0]), [practice]);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         delivered_numbers(&rx.hits()).concat(),
-        [1, 3],
-        "event 2 never goes"
+        [1, 2],
+        "b2's event never goes"
     );
+    let second = rx
+        .hits()
+        .into_iter()
+        .find(|h| h.answered == 200 && h.event_numbers() == [2])
+        .unwrap();
+    let focus = second.json["entry"][0]["resource"]["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "notification-event")
+        .flat_map(|p| p["part"].as_array().unwrap().clone())
+        .find(|p| p["name"] == "focus")
+        .unwrap()["valueReference"]["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The focus is an absolute URL: its last two segments are Encounter/{id}.
+    let path = focus.rsplitn(3, '/').collect::<Vec<_>>();
+    let encounter: Value = app
+        .get(&format!("{}/{}", path[1], path[0]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        encounter["subject"]["reference"], "Patient/b1",
+        "event 2 is b1's"
+    );
+}
+
+/// On PostgreSQL an event's outbox row can commit after rows queued later were claimed
+/// (ids come from a sequence; commits land in any order). Such a row must wait for the
+/// notification in flight or being retried: the subscriber still gets its events one
+/// notification at a time, in number order. (SQLite's single writer commits in id
+/// order.) The late row is written here by a transaction of the test's own, held open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_row_committed_late_waits_for_the_retry() {
+    use sqlx::Connection;
+    let Some(app) = crate::helpers::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let schema = app.pg_schema().unwrap().to_owned();
+    // An event to carry: a discharge before anyone subscribed.
+    app.create(&discharged("Patient/late-0")).await;
+    let rx = Receiver::start().await;
+    let sub = subscribe(
+        &app,
+        &subscription("encounter-end", &[], &rx.url, "id-only"),
+    )
+    .await;
+    let mut other = sqlx::PgConnection::connect(&crate::helpers::postgres_url())
+        .await
+        .unwrap();
+    sqlx::query(&format!("SET search_path TO {schema}"))
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    let (late,): (i64,) = sqlx::query_as(
+        "INSERT INTO outbox (subscription_id, kind, event_seq, webhook_id, state, next_attempt, created) \
+         SELECT $1, 'event-notification', max(seq), 'late-row', 'pending', 0, 0 FROM domain_events \
+         WHERE event = 'PatientDischarged' RETURNING id",
+    )
+    .bind(&sub)
+    .fetch_one(&mut other)
+    .await
+    .unwrap();
+    // A later discharge's row (a higher id) commits first, is numbered 1 and refused.
+    rx.answer(503, None);
+    app.create(&discharged("Patient/late-1")).await;
+    rx.wait("a refused first event", |h| {
+        h.iter().any(|h| h.answered == 503)
+    })
+    .await;
+    sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+    // The late row is now the lowest pending id; event 1 waits for its next retry.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rx.answer(200, None);
+    let hits = rx
+        .wait("both events delivered", |h| {
+            delivered_numbers(h).concat().len() >= 2
+        })
+        .await;
+    let sent = notifications(&hits);
+    let first_ok = sent.iter().position(|n| n.0 == 200).unwrap();
+    assert!(
+        sent[..=first_ok].iter().all(|n| n.2 == [1]),
+        "nothing overtook event 1 while it was retried: {sent:?}"
+    );
+    assert_eq!(delivered_numbers(&hits), [vec![1], vec![2]], "{sent:?}");
+    let (number,): (Option<i64>,) = sqlx::query_as("SELECT event_number FROM outbox WHERE id = $1")
+        .bind(late)
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(number, Some(2), "the late row went second, as event 2");
 }

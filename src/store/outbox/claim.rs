@@ -86,13 +86,18 @@ pub async fn claim<T: Tx>(
     limit: i64,
     max_events: u32,
 ) -> Result<Vec<Claimed>, StoreError> {
-    // Only each subscription's oldest pending row may go (order per subscriber): find
-    // those heads by one index probe per subscription, not by testing every pending
-    // row for an earlier one, which grew with the backlog and throttled a busy outbox.
+    // Only each subscription's head may go (order per subscriber): its oldest numbered
+    // pending row (a notification in flight or waiting for its retry: nothing passes
+    // it), else its oldest pending row. Found by index probes per subscription, not by
+    // testing every pending row for an earlier one, which grew with the backlog and
+    // throttled a busy outbox.
     let pick = format!(
         "SELECT o.id FROM outbox o WHERE o.id IN \
-           (SELECT (SELECT min(p.id) FROM outbox p \
-                    WHERE p.state = 'pending' AND p.subscription_id = s.id) FROM subscriptions s) \
+           (SELECT COALESCE( \
+              (SELECT min(p.id) FROM outbox p WHERE p.state = 'pending' \
+                 AND p.event_number IS NOT NULL AND p.subscription_id = s.id), \
+              (SELECT min(p.id) FROM outbox p \
+                 WHERE p.state = 'pending' AND p.subscription_id = s.id)) FROM subscriptions s) \
          AND o.next_attempt <= $1 AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
          ORDER BY o.id LIMIT $3{}",
         tx.skip_locked()
@@ -163,7 +168,7 @@ pub async fn claim<T: Tx>(
             }
             _ => 1,
         };
-        let batch = batch_rows(tx, &mut c, batch.int(), cap, lease_until).await?;
+        let (batch, batch_id) = batch_rows(tx, &mut c, batch.int(), cap).await?;
         // Consent again, before every attempt: a revocation since the last attempt
         // stops the disclosure here, event by event.
         let recipient = spec.and_then(|s| s.recipient);
@@ -198,6 +203,9 @@ pub async fn claim<T: Tx>(
                 disclosure: d,
             });
         }
+        if !stamp(tx, &mut c, &mut kept, batch_id, lease_until, now).await? {
+            continue; // deleted meanwhile; `remove` marks its rows dead
+        }
         let mut kept = kept.into_iter();
         let Some(first) = kept.next() else { continue };
         c.outbox_id = first.outbox_id;
@@ -210,39 +218,114 @@ pub async fn claim<T: Tx>(
     Ok(out)
 }
 
-/// The event rows of the notification `c` heads, first row first, stamped with their
-/// batch and leased. A head already stamped (a retry, or a claim after a crash) takes
+/// Stamp the rows a notification carries with their batch, their lease and, for the
+/// events sent for the first time, the subscription's next event numbers (in row
+/// order); note the new count in `c`.
+///
+/// Numbering here, not when the event is written, keeps event-raising transactions off
+/// the subscription's row (its lock, held to their commit, made them queue instead of
+/// sharing commits); an event withheld by consent at its claim takes no number, so the
+/// numbers a subscriber sees never skip; a batch claimed again keeps its numbers. Two
+/// claims never number one subscription at once: the `UPDATE` below holds its row to
+/// the commit. Rows are stamped one by one, by id: without the subscription's lock,
+/// event rows commit out of id order on PostgreSQL, and a range would also catch a row
+/// that committed after the batch was read, leaving it leased but never sent. False
+/// when the subscription is gone.
+async fn stamp<T: Tx>(
+    tx: &mut T,
+    c: &mut Claimed,
+    kept: &mut [Member],
+    batch: i64,
+    lease_until: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let fresh = kept.iter().filter(|m| m.event_number.is_none()).count() as i64;
+    let mut n = 0;
+    if fresh > 0 {
+        let Some(end) = tx
+            .fetch_rows(&stmt(
+                "UPDATE subscriptions SET events_since_start = events_since_start + $2, last_notified = $3 \
+                 WHERE id = $1 RETURNING events_since_start",
+                vec![t(&c.subscription_id), Bind::Int(fresh), Bind::Int(now)],
+            ))
+            .await?
+            .pop()
+            .and_then(|r| r.into_iter().next())
+            .and_then(|n| n.int())
+        else {
+            return Ok(false);
+        };
+        n = end - fresh;
+        c.events_since_start = end;
+    }
+    for m in kept.iter_mut() {
+        if m.event_number.is_none() {
+            n += 1;
+            m.event_number = Some(n);
+            if let Some(d) = m.disclosure.as_mut() {
+                d.event_number = Some(n);
+            }
+        }
+        tx.exec(&stmt(
+            "UPDATE outbox SET batch_head = $2, claimed_until = $3, event_number = $4 WHERE id = $1",
+            vec![
+                Bind::Int(m.outbox_id),
+                Bind::Int(batch),
+                Bind::Int(lease_until),
+                Bind::OptInt(m.event_number),
+            ],
+        ))
+        .await?;
+    }
+    Ok(true)
+}
+
+/// The event rows of the notification `c` heads, first row first, and the batch's id
+/// (its first row's). A head already stamped (a retry, or a claim after a crash) takes
 /// exactly its batch again; a new one takes the unstamped event rows behind it, up to
-/// `cap` in all.
+/// `cap` in all. [`stamp`] marks them once consent has decided.
 async fn batch_rows<T: Tx>(
     tx: &mut T,
     c: &mut Claimed,
     stamped: Option<i64>,
     cap: u32,
-    lease_until: i64,
-) -> Result<Vec<Row>, StoreError> {
+) -> Result<(Vec<Row>, i64), StoreError> {
     let head = Row {
         id: c.outbox_id,
         seq: c.event_seq,
         number: c.event_number,
     };
     let batch = stamped.unwrap_or(head.id);
-    // A batch's rows are the subscription's pending rows right behind its head, so the
-    // next MAX_EVENTS pending rows hold all of them.
-    let limit = if stamped.is_some() { MAX_EVENTS } else { cap };
-    let behind = if limit > 1 {
-        tx.fetch_rows(&stmt(
-            "SELECT id, kind, event_seq, event_number, batch_head FROM outbox \
-             WHERE state = 'pending' AND subscription_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-            vec![
-                t(&c.subscription_id),
-                Bind::Int(head.id),
-                Bind::Int(i64::from(limit) - 1),
-            ],
-        ))
-        .await?
-    } else {
-        Vec::new()
+    let behind = match stamped {
+        // Exactly the batch's rows: rows that committed after it was put together may
+        // lie between them.
+        Some(b) => {
+            tx.fetch_rows(&stmt(
+                "SELECT id, kind, event_seq, event_number, batch_head FROM outbox \
+                 WHERE state = 'pending' AND subscription_id = $1 AND id > $2 AND batch_head = $3 \
+                 ORDER BY id LIMIT $4",
+                vec![
+                    t(&c.subscription_id),
+                    Bind::Int(head.id),
+                    Bind::Int(b),
+                    Bind::Int(i64::from(MAX_EVENTS) - 1),
+                ],
+            ))
+            .await?
+        }
+        None if cap > 1 => {
+            tx.fetch_rows(&stmt(
+                "SELECT id, kind, event_seq, event_number, batch_head FROM outbox \
+                 WHERE state = 'pending' AND subscription_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                vec![
+                    t(&c.subscription_id),
+                    Bind::Int(head.id),
+                    Bind::Int(i64::from(cap) - 1),
+                ],
+            ))
+            .await?
+        }
+        None => Vec::new(),
     };
     let mut rows = vec![head];
     for r in behind {
@@ -259,21 +342,6 @@ async fn batch_rows<T: Tx>(
             number: r[3].int(),
         });
     }
-    // The batch is every pending row of the subscription from its head to its last
-    // row: one statement of fixed text (statement caches keep it prepared).
-    let last = rows.last().map_or(c.outbox_id, |r| r.id);
-    tx.exec(&stmt(
-        "UPDATE outbox SET batch_head = $1, claimed_until = $2 \
-         WHERE state = 'pending' AND subscription_id = $3 AND id >= $4 AND id <= $5",
-        vec![
-            Bind::Int(batch),
-            Bind::Int(lease_until),
-            t(&c.subscription_id),
-            Bind::Int(c.outbox_id),
-            Bind::Int(last),
-        ],
-    ))
-    .await?;
     if batch != c.outbox_id {
         // The head of a batch whose first row was since withheld by consent: the
         // notification keeps the batch's webhook id, so receivers still dedupe it.
@@ -290,7 +358,7 @@ async fn batch_rows<T: Tx>(
             c.webhook_id = w;
         }
     }
-    Ok(rows)
+    Ok((rows, batch))
 }
 
 /// One delivery attempt's result.
