@@ -26,6 +26,17 @@ pub struct ParamDef {
     pub targets: &'static [&'static str],
 }
 
+impl ParamDef {
+    /// Whether a `Type/id` target is of a type this reference parameter points to
+    /// (any type when the parameter lists none).
+    pub fn allows(&self, target: &str) -> bool {
+        self.targets.is_empty()
+            || target
+                .split_once('/')
+                .is_some_and(|(t, _)| self.targets.contains(&t))
+    }
+}
+
 const fn p(name: &'static str, kind: ParamKind, paths: &'static [&'static str]) -> ParamDef {
     ParamDef {
         name,
@@ -470,7 +481,10 @@ fn extract(def: &'static ParamDef, v: &Value, out: &mut Vec<IndexEntry>) {
         },
         ParamKind::Reference => {
             if let Some(reference) = v.get("reference").and_then(Value::as_str) {
-                if let Some(target) = normalize_reference(reference) {
+                // Only references of the parameter's target types: `patient` is the
+                // subject *where it is a Patient* (AuditEvent's names the Patient among
+                // its entities, not the Encounter or Subscription beside it).
+                if let Some(target) = normalize_reference(reference).filter(|t| def.allows(t)) {
                     push(IndexValue::Ref(target));
                 }
             }
@@ -510,59 +524,4 @@ pub fn normalize_reference(reference: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn extracts_tokens_refs_dates() {
-        let sr = json!({
-            "resourceType": "ServiceRequest",
-            "status": "active",
-            "identifier": [{"system": "urn:sys", "value": "A1"}],
-            "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]}],
-            "subject": {"reference": "Patient/p1"},
-            "requester": {"reference": "https://other.example/fhir/Practitioner/dr/_history/2"},
-            "authoredOn": "2024-03-01"
-        });
-        let e = index_entries("ServiceRequest", &sr);
-        assert!(e.contains(&IndexEntry {
-            param: "status",
-            value: IndexValue::Token {
-                system: None,
-                code: "active".into()
-            }
-        }));
-        assert!(e.contains(&IndexEntry {
-            param: "identifier",
-            value: IndexValue::Token {
-                system: Some("urn:sys".into()),
-                code: "A1".into()
-            }
-        }));
-        assert!(e.contains(&IndexEntry {
-            param: "patient",
-            value: IndexValue::Ref("Patient/p1".into())
-        }));
-        assert!(e.contains(&IndexEntry {
-            param: "requester",
-            value: IndexValue::Ref("Practitioner/dr".into())
-        }));
-        let authored = e.iter().find(|x| x.param == "authored").unwrap();
-        assert!(matches!(authored.value, IndexValue::Date { lo, hi } if hi - lo == 86_400_000_000));
-    }
-
-    #[test]
-    fn open_period_is_unbounded() {
-        let enc = json!({"resourceType": "Encounter", "period": {"start": "2024-01-01T10:00:00Z"}});
-        let e = index_entries("Encounter", &enc);
-        assert!(matches!(e[0].value, IndexValue::Date { hi: i64::MAX, .. }));
-    }
-
-    #[test]
-    fn local_and_urn_references_are_not_indexed() {
-        assert_eq!(normalize_reference("#p1"), None);
-        assert_eq!(normalize_reference("urn:uuid:1234"), None);
-        assert_eq!(normalize_reference("Patient/1"), Some("Patient/1".into()));
-    }
-}
+mod tests;

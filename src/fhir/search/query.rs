@@ -348,6 +348,16 @@ fn parse_value(
                 });
             }
             if let Some(target) = params::normalize_reference(v) {
+                let rtype = target.split_once('/').map_or("", |(t, _)| t);
+                if !targets.is_empty() && !targets.contains(&rtype) {
+                    return Err((
+                        IssueCode::Value,
+                        format!(
+                            "A reference to {rtype} can never match: this parameter refers only to {}",
+                            targets.join(", ")
+                        ),
+                    ));
+                }
                 return Ok(Cond::Ref {
                     target,
                     any_type: false,
@@ -445,6 +455,20 @@ mod tests {
         let err = parse("Encounter", &pairs(&[("date", "ge2024-13-01")]), true).unwrap_err();
         assert_eq!(err[0].code, IssueCode::Value);
         assert!(parse("Encounter", &pairs(&[("_count", "x")]), true).is_err());
+    }
+
+    #[test]
+    fn a_reference_of_a_type_the_parameter_never_holds_is_an_error() {
+        let err = parse("AuditEvent", &pairs(&[("patient", "Encounter/e1")]), true).unwrap_err();
+        assert_eq!(err[0].code, IssueCode::Value);
+        assert!(
+            err[0].message.contains("refers only to Patient"),
+            "{:?}",
+            err[0]
+        );
+        assert!(parse("AuditEvent", &pairs(&[("patient", "Patient/p1")]), false).is_ok());
+        // No target types listed: any type.
+        assert!(parse("AuditEvent", &pairs(&[("entity", "Encounter/e1")]), false).is_ok());
     }
 
     #[test]
