@@ -19,7 +19,7 @@ use crate::fhir::outcome::IssueCode;
 use crate::fhir::search::{dates, index_entries, IndexValue};
 use crate::startup::AppState;
 use crate::store::disclosure::{self, Item};
-use crate::store::{StoredResource, WriteOp};
+use crate::store::{Guard, StoredResource, WriteOp};
 use crate::topics::subscription::{recipient, RecipientSpec};
 
 /// The FHIR restful-interaction a read is, for the ledger.
@@ -213,21 +213,43 @@ pub fn patient_of(rtype: &str, v: &Value) -> Option<String> {
 /// nothing is disclosed, so nothing goes to the ledger), of Tasks only those it owns or
 /// requested, of Subscriptions only its own. A create changes nothing stored: the
 /// type and subscription checks (`auth::check_recipient_write`) are all it gets.
+///
+/// Returns the guards to commit with the change (`store::Guard`): what was judged here
+/// must still be what is stored when the change commits, or the commit fails (409).
 pub async fn check_recipient_change(
     state: &AppState,
     r: &RecipientSpec,
     op: &WriteOp,
-) -> Result<(), ApiError> {
+) -> Result<Vec<WriteOp>, ApiError> {
+    let mut guards = Vec::new();
     let stored: Vec<StoredResource> = match op {
         WriteOp::Update { rtype, id, .. } | WriteOp::Delete { rtype, id, .. } => {
-            state.store.read(rtype, id).await?.into_iter().collect()
+            let s = state.store.read(rtype, id).await?.filter(|s| !s.deleted);
+            guards.push(WriteOp::Guard(Guard::Version {
+                rtype: rtype.clone(),
+                id: id.clone(),
+                version: s.as_ref().map(|s| s.version),
+            }));
+            s.into_iter().collect()
         }
         WriteOp::ConditionalUpdate { query, .. } | WriteOp::ConditionalDelete { query } => {
             // Two are enough: more than one match fails the write anyway (412).
             let mut q = query.clone();
             (q.count, q.offset) = (2, 0);
             q.include.clear();
-            state.store.search(&q).await?.items
+            let found = state.store.search(&q).await?.items;
+            guards.push(WriteOp::Guard(Guard::Matches {
+                ids: found.iter().map(|s| s.id.clone()).collect(),
+                query: q,
+            }));
+            guards.extend(found.iter().map(|s| {
+                WriteOp::Guard(Guard::Version {
+                    rtype: s.rtype.clone(),
+                    id: s.id.clone(),
+                    version: Some(s.version),
+                })
+            }));
+            found
         }
         _ => Vec::new(),
     };
@@ -267,7 +289,7 @@ pub async fn check_recipient_change(
             ));
         }
     }
-    Ok(())
+    Ok(guards)
 }
 
 #[cfg(test)]

@@ -236,21 +236,25 @@ async fn transaction(
             Action::Read { rtype, id, version } => reads.push((i, rtype, id, version)),
         }
     }
+    let mut guards = Vec::new();
     for (k, op) in ops.iter().enumerate() {
-        if let Err(mut e) =
-            super::subscriptions::check_write(state, ctx.caller.as_deref(), op).await
-        {
-            let at = format!(
-                "Bundle.entry[{}].resource",
-                write_ix.get(k).copied().unwrap_or(k)
-            );
-            crate::fhir::outcome::rebase(&mut e.issues, "Subscription", &at);
-            for issue in &mut e.issues {
-                issue.expression.get_or_insert_with(|| at.clone());
+        match super::subscriptions::check_write(state, ctx.caller.as_deref(), op).await {
+            Ok(g) => guards.extend(g),
+            Err(mut e) => {
+                let at = format!(
+                    "Bundle.entry[{}].resource",
+                    write_ix.get(k).copied().unwrap_or(k)
+                );
+                crate::fhir::outcome::rebase(&mut e.issues, "Subscription", &at);
+                for issue in &mut e.issues {
+                    issue.expression.get_or_insert_with(|| at.clone());
+                }
+                return Err(e);
             }
-            return Err(e);
         }
     }
+    // After the entries: the outcomes come back for the entries alone, in order.
+    ops.extend(guards);
     let outcomes = if ops.is_empty() {
         Vec::new()
     } else {
@@ -293,7 +297,7 @@ async fn batch(ctx: &Ctx, state: &State, entries: Vec<Value>) -> Result<HttpResp
             Ok(Action::Write(op)) => {
                 match super::subscriptions::check_write(state, ctx.caller.as_deref(), &op).await {
                     Err(err) => error_entry(ctx, err),
-                    Ok(()) => match state.store.commit(vec![op]).await {
+                    Ok(guards) => match state.store.commit([vec![op], guards].concat()).await {
                         Ok(mut o) => o
                             .pop()
                             .map(|o| outcome_entry(ctx, o))

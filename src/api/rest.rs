@@ -185,10 +185,16 @@ fn conditional_query(rtype: &str, q: &str, what: &str) -> Result<SearchQuery, Ap
     query::parse(rtype, &pairs, false).map_err(ApiError::invalid)
 }
 
-async fn single(ctx: &Ctx, state: &AppState, ops: Vec<WriteOp>) -> Result<WriteOutcome, ApiError> {
+async fn single(
+    ctx: &Ctx,
+    state: &AppState,
+    mut ops: Vec<WriteOp>,
+) -> Result<WriteOutcome, ApiError> {
+    let mut guards = Vec::new();
     for op in &ops {
-        super::subscriptions::check_write(state, ctx.caller.as_deref(), op).await?;
+        guards.extend(super::subscriptions::check_write(state, ctx.caller.as_deref(), op).await?);
     }
+    ops.extend(guards);
     let mut out = state.store.commit(ops).await?;
     match out.pop() {
         // A conditional create's match is a read of a stored resource.

@@ -186,11 +186,12 @@ async fn recheck(
 /// loopback, private or link-local targets unless configured). The endpoint is
 /// checked here, outside the store's transaction, because it resolves the host name.
 /// Issue paths are relative to the resource (`Subscription.channel.endpoint`).
+/// Returns the guards to commit with `op` (see [`access::check_recipient_change`]).
 pub async fn check_write(
     state: &AppState,
     caller: Option<&Caller>,
     op: &WriteOp,
-) -> Result<(), ApiError> {
+) -> Result<Vec<WriteOp>, ApiError> {
     let (rtype, resource) = match op {
         WriteOp::Create { resource, .. }
         | WriteOp::Update { resource, .. }
@@ -200,27 +201,28 @@ pub async fn check_write(
         ),
         WriteOp::Delete { rtype, .. } => (rtype.as_str(), None),
         WriteOp::ConditionalDelete { query } => (query.rtype.as_str(), None),
-        _ => return Ok(()),
+        _ => return Ok(Vec::new()),
     };
     if is_read_only(rtype) {
         return Err(read_only(rtype));
     }
+    let mut guards = Vec::new();
     if let Some(r) = caller.and_then(Caller::recipient) {
         super::auth::check_recipient_write(r, rtype, resource)?;
-        access::check_recipient_change(state, r, op).await?;
+        guards = access::check_recipient_change(state, r, op).await?;
     }
     let Some(resource) = resource else {
-        return Ok(());
+        return Ok(guards);
     };
     if rtype != "Subscription" || resource["status"] == "off" {
-        return Ok(());
+        return Ok(guards);
     }
     let Some(endpoint) = resource["channel"]["endpoint"].as_str() else {
-        return Ok(()); // the subscription parser reports it
+        return Ok(guards); // the subscription parser reports it
     };
     ssrf::check_endpoint(endpoint, &state.endpoint_policy)
         .await
-        .map(|_| ())
+        .map(|_| guards)
         .map_err(|e| ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             issues: vec![crate::fhir::outcome::Issue::error(
@@ -318,8 +320,9 @@ pub async fn process_message(
                 if_match: None,
                 full_url: None,
             };
-            check_write(&state, ctx.caller.as_deref(), &op).await?;
+            let guards = check_write(&state, ctx.caller.as_deref(), &op).await?;
             ops.push(op);
+            ops.extend(guards);
         }
         // A message processed before (a sender resending after a lost response) is
         // answered with the response it had, and not applied again.

@@ -12,10 +12,11 @@ use serde_json::Value;
 
 use super::sql::Sql;
 use super::{
-    handoffs, internal, outbox, records, StoreError, StoredResource, WriteOp, WriteOutcome,
+    guard, handoffs, internal, outbox, records, StoreError, StoredResource, WriteOp, WriteOutcome,
 };
 use crate::fhir::search::{dates, index_entries, IndexEntry, SearchQuery};
 use crate::handoffs::Policy;
+use plan::{plan, resource_type};
 
 /// What an executor needs from an open transaction.
 #[async_trait]
@@ -124,7 +125,11 @@ pub async fn execute<T: Tx>(
         }
         _ => {}
     }
-    let many = ops.len() > 1;
+    let is_guard: Vec<bool> = ops
+        .iter()
+        .map(|op| matches!(op, WriteOp::Guard(_)))
+        .collect();
+    let many = is_guard.iter().filter(|g| !**g).count() > 1;
     let commit_has_task = ops.iter().any(|op| match op {
         WriteOp::Create { resource, .. }
         | WriteOp::Update { resource, .. }
@@ -155,14 +160,20 @@ pub async fn execute<T: Tx>(
         WriteOp::Create { .. } => 2,
         WriteOp::Update { .. } | WriteOp::ConditionalUpdate { .. } => 3,
         WriteOp::Outbox(_) | WriteOp::Handoffs(_) | WriteOp::PruneHl7 { .. } => 4,
+        WriteOp::Guard(_) => 5,
     });
 
     // 1. Resolve every op to a plan; note the fullUrl -> Type/id mapping.
     let mut plans: Vec<Option<Plan>> = (0..ops.len()).map(|_| None).collect();
     let mut urls: HashMap<String, String> = HashMap::new();
     let mut ops: Vec<Option<WriteOp>> = ops.into_iter().map(Some).collect();
+    let mut guards = Vec::new();
     for &i in &order {
         let op = ops[i].take().expect("each op planned once");
+        if let WriteOp::Guard(g) = op {
+            guards.push(g);
+            continue;
+        }
         let (plan, full_url) = plan(tx, op).await.map_err(|e| wrap(i, e))?;
         if let Some(url) = full_url {
             let target = match &plan {
@@ -175,12 +186,21 @@ pub async fn execute<T: Tx>(
         plans[i] = Some(plan);
     }
 
+    // What was judged outside the transaction still holds (after the plans: on
+    // PostgreSQL their reads locked the rows they will write).
+    for g in &guards {
+        guard::hold(tx, g).await?;
+    }
+
     // 2. Apply, in processing order.
     let now = dates::now_micros();
     let mut cues = Vec::new();
     let mut outcomes: Vec<Option<WriteOutcome>> = (0..plans.len()).map(|_| None).collect();
     for &i in &order {
-        let outcome = match plans[i].take().expect("planned") {
+        let Some(plan) = plans[i].take() else {
+            continue; // a guard
+        };
+        let outcome = match plan {
             Plan::Existing(s) => WriteOutcome::Existing(s),
             Plan::Hl7(r) => {
                 super::hl7::save(tx, &r, now)
@@ -301,7 +321,12 @@ pub async fn execute<T: Tx>(
     }
     // Handoffs last: a referral's own Task may come after its ServiceRequest.
     handoffs::open(tx, cues, now, policy).await?;
-    Ok(outcomes.into_iter().map(|o| o.expect("applied")).collect())
+    Ok(outcomes
+        .into_iter()
+        .zip(is_guard)
+        .filter(|(_, g)| !g)
+        .map(|(o, _)| o.expect("applied"))
+        .collect())
 }
 
 /// Write a version the server itself makes (no hooks run): `resource` is stamped and
@@ -328,170 +353,6 @@ pub(super) async fn write_server_version<T: Tx>(
     };
     tx.write(&stored, &index, existed).await?;
     Ok(stored)
-}
-
-async fn plan<T: Tx>(tx: &mut T, op: WriteOp) -> Result<(Plan, Option<String>), StoreError> {
-    Ok(match op {
-        WriteOp::Create {
-            resource,
-            if_none_exist,
-            full_url,
-        } => {
-            let rtype = resource_type(&resource)?;
-            if let Some(q) = if_none_exist {
-                tx.lock_conditional(&rtype).await?;
-                if let Some(id) = single_match(tx, &q).await? {
-                    let existing = tx
-                        .load(&rtype, &id)
-                        .await?
-                        .ok_or_else(|| StoreError::NotFound(id.clone()))?;
-                    return Ok((Plan::Existing(existing), full_url));
-                }
-            }
-            let id = new_id();
-            (
-                Plan::Write {
-                    rtype,
-                    id,
-                    resource,
-                    prior: None,
-                    created: true,
-                },
-                full_url,
-            )
-        }
-        WriteOp::Update {
-            rtype,
-            id,
-            resource,
-            if_match,
-            full_url,
-        } => {
-            let prior = tx.current(&rtype, &id).await?;
-            check_if_match(&rtype, &id, if_match, prior)?;
-            (
-                Plan::Write {
-                    rtype,
-                    id,
-                    resource,
-                    prior,
-                    created: false,
-                },
-                full_url,
-            )
-        }
-        WriteOp::ConditionalUpdate {
-            query,
-            resource,
-            full_url,
-        } => {
-            let rtype = query.rtype.clone();
-            tx.lock_conditional(&rtype).await?;
-            let body_id = resource
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let id = match single_match(tx, &query).await? {
-                Some(found) => {
-                    if body_id.as_deref().is_some_and(|b| b != found) {
-                        return Err(StoreError::Conflict(format!(
-                            "The conditional update matched {rtype}/{found} but the body has another id"
-                        )));
-                    }
-                    found
-                }
-                None => body_id.unwrap_or_else(new_id),
-            };
-            let prior = tx.current(&rtype, &id).await?;
-            (
-                Plan::Write {
-                    rtype,
-                    id,
-                    resource,
-                    prior,
-                    created: false,
-                },
-                full_url,
-            )
-        }
-        WriteOp::Delete {
-            rtype,
-            id,
-            if_match,
-        } => {
-            let prior = tx.current(&rtype, &id).await?;
-            check_if_match(&rtype, &id, if_match, prior)?;
-            (Plan::Delete { rtype, id, prior }, None)
-        }
-        WriteOp::Outbox(_) | WriteOp::Handoffs(_) | WriteOp::PruneHl7 { .. } => {
-            return Err(StoreError::Conflict(
-                "server-internal work cannot be part of a transaction".into(),
-            ))
-        }
-        WriteOp::Hl7(r) => (Plan::Hl7(Box::new(r)), None),
-        WriteOp::ConditionalDelete { query } => {
-            tx.lock_conditional(&query.rtype).await?;
-            match single_match(tx, &query).await? {
-                Some(id) => {
-                    let prior = tx.current(&query.rtype, &id).await?;
-                    (
-                        Plan::Delete {
-                            rtype: query.rtype,
-                            id,
-                            prior,
-                        },
-                        None,
-                    )
-                }
-                None => (
-                    Plan::Delete {
-                        rtype: query.rtype,
-                        id: String::new(),
-                        prior: None,
-                    },
-                    None,
-                ),
-            }
-        }
-    })
-}
-
-async fn single_match<T: Tx>(tx: &mut T, q: &SearchQuery) -> Result<Option<String>, StoreError> {
-    let mut ids = tx.find(q, 2).await?;
-    match ids.len() {
-        0 => Ok(None),
-        1 => Ok(ids.pop()),
-        _ => Err(StoreError::PreconditionFailed(format!(
-            "The conditional request matched more than one {} resource",
-            q.rtype
-        ))),
-    }
-}
-
-fn check_if_match(
-    rtype: &str,
-    id: &str,
-    if_match: Option<i64>,
-    prior: Option<(i64, bool)>,
-) -> Result<(), StoreError> {
-    match (if_match, prior) {
-        (None, _) => Ok(()),
-        (Some(want), Some((have, false))) if want == have => Ok(()),
-        (Some(want), Some((have, _))) => Err(StoreError::PreconditionFailed(format!(
-            "If-Match names version {want} of {rtype}/{id} but the current version is {have}"
-        ))),
-        (Some(_), None) => Err(StoreError::PreconditionFailed(format!(
-            "{rtype}/{id} does not exist (If-Match given)"
-        ))),
-    }
-}
-
-fn resource_type(resource: &Value) -> Result<String, StoreError> {
-    resource
-        .get("resourceType")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| StoreError::Conflict("resource has no resourceType".into()))
 }
 
 /// Version 1 of a resource the server itself makes (an AuditEvent of the disclosure
@@ -582,6 +443,8 @@ fn rewrite_references(v: &mut Value, urls: &HashMap<String, String>) {
         _ => {}
     }
 }
+
+mod plan;
 
 #[cfg(test)]
 mod tests;

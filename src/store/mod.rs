@@ -13,6 +13,7 @@ mod backend;
 pub mod disclosure;
 pub mod events;
 pub mod executor;
+mod guard;
 pub mod handoffs;
 pub mod hl7;
 mod internal;
@@ -96,11 +97,33 @@ pub enum WriteOp {
     Hl7(hl7::Receipt),
     /// Server-internal work on handoffs (the deadline sweep).
     Handoffs(HandoffOp),
+    /// What a check made outside the transaction judged (a recipient client's change:
+    /// `api::access::check_recipient_change`), to hold still when the commit runs: the
+    /// commit fails with a conflict, nothing written, if it no longer does. Yields no
+    /// outcome: the outcomes returned are those of the other ops, in order.
+    Guard(Guard),
     /// Server-internal housekeeping: forget (at most `limit`) HL7 message receipts
     /// received before `before` (microseconds); a resend after that is applied anew.
     PruneHl7 {
         before: i64,
         limit: i64,
+    },
+}
+
+/// See [`WriteOp::Guard`].
+#[derive(Debug, Clone)]
+pub enum Guard {
+    /// `rtype/id` is still at `version` (None: absent or deleted).
+    Version {
+        rtype: String,
+        id: String,
+        version: Option<i64>,
+    },
+    /// The search still matches these ids and no others (read with `_count=2`: a
+    /// conditional write fails on more than one match anyway).
+    Matches {
+        query: SearchQuery,
+        ids: Vec<String>,
     },
 }
 

@@ -27,6 +27,8 @@ pub struct TestApp {
     pub client: Client,
     /// `127.0.0.1:PORT` of the MLLP listener (HL7 v2), when it runs.
     pub mllp: Option<String>,
+    /// The running app's store, for what a request cannot reach (store-level checks).
+    pub store: std::sync::Arc<dyn handoff::store::Store>,
     handle: actix_web::dev::ServerHandle,
     cleanup: Option<Cleanup>,
 }
@@ -119,12 +121,14 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> 
         .expect("the application builds");
     let base = format!("http://127.0.0.1:{}/fhir", app.port());
     let handle = app.handle();
+    let store = app.store();
     let mllp = app.mllp_port().map(|p| format!("127.0.0.1:{p}"));
     tokio::spawn(app.run_until_stopped());
     Some(TestApp {
         base,
         client: Client::new(),
         mllp,
+        store,
         handle,
         cleanup: Some(cleanup),
     })

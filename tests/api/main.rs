@@ -15,6 +15,7 @@ mod davinci;
 mod event_log;
 mod examples;
 mod faults;
+mod guards;
 mod handoff_support;
 mod hl7;
 mod hl7_provenance;
