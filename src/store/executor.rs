@@ -48,6 +48,12 @@ pub trait Tx: Send {
     /// `" FOR UPDATE SKIP LOCKED"` where rows can be claimed concurrently (PostgreSQL);
     /// empty where one writer already serialises every claim (SQLite).
     fn skip_locked(&self) -> &'static str;
+    /// Whether each statement is a round trip (PostgreSQL): then work on many rows goes
+    /// as one statement over a JSON list of them. Not on SQLite, where a statement costs
+    /// no trip and one per row stays cached and needs no statement journal.
+    fn round_trips(&self) -> bool {
+        false
+    }
     /// What decides a disclosure no consent directive speaks to (`consent::Policy`).
     fn consent_policy(&self) -> &crate::consent::Policy;
     /// Notifications were queued or may have become due in this transaction: the

@@ -266,6 +266,26 @@ async fn stamp<T: Tx>(
                 d.event_number = Some(n);
             }
         }
+    }
+    if tx.round_trips() {
+        let rows: Vec<_> = kept
+            .iter()
+            .map(|m| serde_json::json!({"id": m.outbox_id, "n": m.event_number}))
+            .collect();
+        tx.exec(&stmt(
+            "UPDATE outbox SET batch_head = $2, claimed_until = $3, event_number = \
+             (SELECT (e->>'n')::bigint FROM jsonb_array_elements($1::jsonb) e WHERE (e->>'id')::bigint = outbox.id) \
+             WHERE id = ANY(ARRAY(SELECT (e->>'id')::bigint FROM jsonb_array_elements($1::jsonb) e))",
+            vec![
+                t(&serde_json::Value::from(rows).to_string()),
+                Bind::Int(batch),
+                Bind::Int(lease_until),
+            ],
+        ))
+        .await?;
+        return Ok(true);
+    }
+    for m in kept.iter() {
         tx.exec(&stmt(
             "UPDATE outbox SET batch_head = $2, claimed_until = $3, event_number = $4 WHERE id = $1",
             vec![
@@ -412,27 +432,35 @@ pub async fn finish<T: Tx>(
         Next::RetryAt(when) => ("pending", *when, None),
         Next::Dead(_) => ("dead", a.at, Some(a.at)),
     };
-    // Statements of fixed text, one per row: they stay prepared in the statement
-    // caches, where an IN list of literal ids would be parsed anew every time.
-    for (id, _) in &rows {
-        tx.exec(&stmt(
-            "INSERT INTO delivery_attempts (outbox_id, subscription_id, at, http_status, latency_us, error) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            vec![
-                Bind::Int(*id),
-                t(&c.subscription_id),
-                Bind::Int(a.at),
-                Bind::OptInt(a.http_status),
-                Bind::Int(a.latency_us),
-                Bind::OptText(a.error.clone()),
-            ],
-        ))
-        .await?;
-        tx.exec(&stmt(
-            "UPDATE outbox SET state = $2, attempts = attempts + 1, next_attempt = $3, claimed_until = NULL, done_at = $4 WHERE id = $1",
-            vec![Bind::Int(*id), t(state), Bind::Int(next_attempt), Bind::OptInt(done)],
-        ))
-        .await?;
+    // Statements of fixed text: they stay prepared in the statement caches, where an
+    // IN list of literal ids would be parsed anew every time. Each statement is a round
+    // trip on PostgreSQL: there the rows go as one JSON list, matched by `id = ANY(...)`
+    // (a join with the list would be planned once, while the fresh table looked empty,
+    // as a scan of the whole outbox, and kept). On SQLite one statement per row, which
+    // costs no trip and needs no statement journal.
+    let (selectors, insert, update) = if tx.round_trips() {
+        let ids: Vec<_> = rows
+            .iter()
+            .map(|(id, _)| serde_json::json!({"id": id}))
+            .collect();
+        let list = vec![t(&serde_json::Value::from(ids).to_string())];
+        (list, ATTEMPTS_LISTED, FINISH_LISTED)
+    } else {
+        let each = rows.iter().map(|(id, _)| Bind::Int(*id)).collect();
+        (each, ATTEMPT_ONE, FINISH_ONE)
+    };
+    for rows in selectors {
+        let attempt = vec![
+            rows.clone(),
+            t(&c.subscription_id),
+            Bind::Int(a.at),
+            Bind::OptInt(a.http_status),
+            Bind::Int(a.latency_us),
+            Bind::OptText(a.error.clone()),
+        ];
+        tx.exec(&stmt(insert, attempt)).await?;
+        let done = vec![rows, t(state), Bind::Int(next_attempt), Bind::OptInt(done)];
+        tx.exec(&stmt(update, done)).await?;
     }
     for entry in ledger {
         entry.write(tx).await?;
@@ -452,3 +480,16 @@ pub async fn finish<T: Tx>(
     .await?;
     Ok(Some(status))
 }
+
+const ATTEMPT_ONE: &str = "INSERT INTO delivery_attempts \
+     (outbox_id, subscription_id, at, http_status, latency_us, error) VALUES ($1, $2, $3, $4, $5, $6)";
+const ATTEMPTS_LISTED: &str = "INSERT INTO delivery_attempts \
+     (outbox_id, subscription_id, at, http_status, latency_us, error) \
+     SELECT (e->>'id')::bigint, $2, $3, $4, $5, $6 FROM jsonb_array_elements($1::jsonb) e";
+const FINISH_ONE: &str =
+    "UPDATE outbox SET state = $2, attempts = attempts + 1, next_attempt = $3, \
+     claimed_until = NULL, done_at = $4 WHERE id = $1";
+const FINISH_LISTED: &str =
+    "UPDATE outbox SET state = $2, attempts = attempts + 1, next_attempt = $3, \
+     claimed_until = NULL, done_at = $4 \
+     WHERE id = ANY(ARRAY(SELECT (e->>'id')::bigint FROM jsonb_array_elements($1::jsonb) e))";

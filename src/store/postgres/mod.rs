@@ -262,6 +262,10 @@ impl Tx for PgTx<'_> {
         " FOR UPDATE SKIP LOCKED"
     }
 
+    fn round_trips(&self) -> bool {
+        true
+    }
+
     fn mark_due(&mut self) {
         self.2 = true;
     }
