@@ -291,12 +291,20 @@ pub fn entry(d: &Disclosure, effect: &Effect, at: i64) -> Result<Entry, StoreErr
 
 impl Entry {
     pub async fn write<T: Tx>(&self, tx: &mut T) -> Result<(), StoreError> {
-        tracing::info!(
-            subscription = %self.subscription, webhook_id = %self.webhook_id,
-            decision = ?self.decision, effect = self.effect, audit = %self.audit.stored.id,
-            "disclosure ledger"
-        );
-        self.audit.write(tx).await
+        Self::write_all(tx, std::slice::from_ref(self)).await
+    }
+
+    /// Write several entries (an attempt's, one per event it carried) at once.
+    pub async fn write_all<T: Tx>(tx: &mut T, entries: &[Entry]) -> Result<(), StoreError> {
+        for e in entries {
+            tracing::info!(
+                subscription = %e.subscription, webhook_id = %e.webhook_id,
+                decision = ?e.decision, effect = e.effect, audit = %e.audit.stored.id,
+                "disclosure ledger"
+            );
+        }
+        let audits: Vec<_> = entries.iter().map(|e| &e.audit).collect();
+        tx.write_new_many(&audits).await
     }
 }
 

@@ -35,6 +35,14 @@ pub trait Tx: Send {
         index: &[IndexEntry],
         existed: bool,
     ) -> Result<(), StoreError>;
+    /// Write the first versions of resources with new ids (the ledger's entries of one
+    /// notification), all in one statement where a statement is a round trip.
+    async fn write_new_many(&mut self, versions: &[&Prepared]) -> Result<(), StoreError> {
+        for p in versions {
+            self.write(&p.stored, &p.index, false).await?;
+        }
+        Ok(())
+    }
     /// Run a statement (records, events): the number of rows it changed.
     async fn exec(&mut self, s: &Sql) -> Result<u64, StoreError>;
     /// The first column of the first row, as text.

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::consent_support::{agents, consent, patient, wait_ledger, DENIED, RECIPIENT};
+use crate::consent_support::{
+    agents, consent, ledger, patient, wait_ledger, DENIED, DISCLOSED, RECIPIENT,
+};
 use crate::helpers::TestApp;
 use crate::receiver::{param, Hit, Receiver};
 use crate::subscriptions::{discharged, subscribe, subscription};
@@ -128,6 +130,26 @@ async fn max_count_bounds_a_batch(app: TestApp) {
         })
         .await;
     assert_eq!(delivered_numbers(&hits), [vec![1], vec![2, 3], vec![4, 5]]);
+    // The ledger: one disclosure per event and attempt (those of a notification are
+    // written together; the first event's refused attempt is one too), each found by
+    // its patient.
+    let entries = wait_ledger(&app, DISCLOSED, 6).await;
+    assert_eq!(entries.iter().filter(|e| e["outcome"] == "4").count(), 1);
+    let mut numbers: Vec<String> = entries
+        .iter()
+        .filter(|e| e["outcome"] == "0")
+        .flat_map(|e| e["entity"].as_array().cloned().unwrap_or_default())
+        .flat_map(|en| en["detail"].as_array().cloned().unwrap_or_default())
+        .filter(|d| d["type"] == "event-number")
+        .filter_map(|d| d["valueString"].as_str().map(str::to_owned))
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, ["1", "2", "3", "4", "5"]);
+    for e in &entries {
+        let who = e["entity"][0]["what"]["reference"].as_str().unwrap();
+        let found = ledger(&app, &format!("patient={who}&{DISCLOSED}")).await;
+        assert!(found.iter().any(|f| f["id"] == e["id"]), "{who}");
+    }
 }
 
 async fn consent_is_decided_per_event_of_a_batch(app: TestApp) {

@@ -462,9 +462,7 @@ pub async fn finish<T: Tx>(
         let done = vec![rows, t(state), Bind::Int(next_attempt), Bind::OptInt(done)];
         tx.exec(&stmt(update, done)).await?;
     }
-    for entry in ledger {
-        entry.write(tx).await?;
-    }
+    disclosure::Entry::write_all(tx, ledger).await?;
     let new_status = match (next, c.kind.as_str()) {
         (Next::Delivered, "handshake") => Some(("active", None)),
         (Next::Dead(why), _) => Some(("error", Some(why.clone()))),

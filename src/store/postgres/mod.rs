@@ -193,6 +193,18 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
+    async fn write_new_many(&mut self, versions: &[&executor::Prepared]) -> Result<(), StoreError> {
+        match versions {
+            [] => Ok(()),
+            [one] => self.write(&one.stored, &one.index, false).await,
+            _ => {
+                let many = version::Many::new(versions);
+                many.write().execute(&mut *self.0).await?;
+                Ok(())
+            }
+        }
+    }
+
     async fn current(&mut self, rtype: &str, id: &str) -> Result<Option<(i64, bool)>, StoreError> {
         let q = format!("{} FOR UPDATE", sql::CURRENT);
         let row = sqlx::query(&q)

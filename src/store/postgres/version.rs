@@ -135,6 +135,23 @@ pub struct Rows {
 impl Rows {
     pub fn new(index: &[IndexEntry]) -> Self {
         let mut r = Rows::default();
+        r.extend(index);
+        r
+    }
+
+    /// Rows per search table, in `TABLES` order.
+    fn lens(&self) -> [usize; 4] {
+        [
+            self.token.n.len(),
+            self.string.n.len(),
+            self.date.n.len(),
+            self.reference.n.len(),
+        ]
+    }
+
+    /// Add one version's rows (numbered from 0 in `index`).
+    fn extend(&mut self, index: &[IndexEntry]) {
+        let r = self;
         for (n, e) in index.iter().enumerate() {
             match &e.value {
                 IndexValue::Token { system, code } => {
@@ -147,7 +164,6 @@ impl Rows {
                 IndexValue::Ref(target) => r.reference.push(n, e.param, target.clone(), ()),
             }
         }
-        r
     }
 }
 
@@ -188,6 +204,113 @@ pub fn write_version<'q>(
         .bind(&r.n)
         .bind(&r.param)
         .bind(&r.a)
+}
+
+/// First versions of several new resources (new ids, so no rows to compare with) as
+/// one statement: a notification's ledger entries in one round trip instead of one
+/// each. Every row carries its resource's type and id.
+#[derive(Debug, Default)]
+pub struct Many {
+    rtype: Vec<String>,
+    id: Vec<String>,
+    version: Vec<i64>,
+    last_updated: Vec<i64>,
+    deleted: Vec<bool>,
+    body: Vec<Option<String>>,
+    /// Per search table (in `TABLES` order): the rows' resource type and id.
+    keys: [(Vec<String>, Vec<String>); 4],
+    rows: Rows,
+}
+
+static CREATE_MANY: LazyLock<String> = LazyLock::new(|| {
+    let mut s = String::from(
+        "WITH h AS (INSERT INTO resource_history (rtype, id, version, last_updated, deleted, body) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::bool[], $6::text[])), \
+         c AS (INSERT INTO resources (rtype, id, version, last_updated, deleted) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::bool[]))",
+    );
+    let mut next = 7;
+    for (t, (table, values, _)) in TABLES.iter().enumerate() {
+        let mut arrays = format!(
+            "${}::text[], ${}::text[], ${}::int4[], ${}::text[]",
+            next,
+            next + 1,
+            next + 2,
+            next + 3
+        );
+        next += 4;
+        for (_, ty) in values.iter() {
+            arrays.push_str(&format!(", ${next}::{ty}[]"));
+            next += 1;
+        }
+        let columns: Vec<&str> = values.iter().map(|(c, _)| *c).collect();
+        s.push_str(&format!(
+            ", i{t} AS (INSERT INTO {table} (rtype, rid, n, param, {}) SELECT * FROM unnest({arrays}))",
+            columns.join(", ")
+        ));
+    }
+    s.push_str(" SELECT 1");
+    s
+});
+
+impl Many {
+    pub fn new(versions: &[&crate::store::executor::Prepared]) -> Self {
+        let mut m = Many::default();
+        for p in versions {
+            let v = &p.stored;
+            m.rtype.push(v.rtype.clone());
+            m.id.push(v.id.clone());
+            m.version.push(v.version);
+            m.last_updated.push(v.last_updated);
+            m.deleted.push(v.deleted);
+            m.body.push(v.body.as_deref().map(str::to_owned));
+            let before = m.rows.lens();
+            m.rows.extend(&p.index);
+            for (t, (rtype, rid)) in m.keys.iter_mut().enumerate() {
+                let added = m.rows.lens()[t] - before[t];
+                rtype.extend(std::iter::repeat_n(v.rtype.clone(), added));
+                rid.extend(std::iter::repeat_n(v.id.clone(), added));
+            }
+        }
+        m
+    }
+
+    /// The statement, bound.
+    pub fn write(&self) -> Query<'_, Postgres, PgArguments> {
+        let r = &self.rows;
+        let (t, s, d, f) = (&r.token, &r.string, &r.date, &r.reference);
+        let k = &self.keys;
+        sqlx::query(CREATE_MANY.as_str())
+            .bind(&self.rtype)
+            .bind(&self.id)
+            .bind(&self.version)
+            .bind(&self.last_updated)
+            .bind(&self.deleted)
+            .bind(&self.body)
+            .bind(&k[0].0)
+            .bind(&k[0].1)
+            .bind(&t.n)
+            .bind(&t.param)
+            .bind(&t.a)
+            .bind(&t.b)
+            .bind(&k[1].0)
+            .bind(&k[1].1)
+            .bind(&s.n)
+            .bind(&s.param)
+            .bind(&s.a)
+            .bind(&s.b)
+            .bind(&k[2].0)
+            .bind(&k[2].1)
+            .bind(&d.n)
+            .bind(&d.param)
+            .bind(&d.a)
+            .bind(&d.b)
+            .bind(&k[3].0)
+            .bind(&k[3].1)
+            .bind(&f.n)
+            .bind(&f.param)
+            .bind(&f.a)
+    }
 }
 
 #[cfg(test)]
@@ -256,6 +379,32 @@ mod tests {
         assert!(!s.contains("NOT EXISTS"), "{s}");
         assert!(s.contains("i3 AS (INSERT INTO search_ref (rtype, rid, n, param, target) SELECT $1, $2, v.n, v.param, v.a FROM v3 v)"), "{s}");
         assert!(s.contains("$21::text[]") && !s.contains("$22"));
+    }
+
+    #[test]
+    fn several_new_resources_go_as_one_statement_each_row_keyed() {
+        let p = |id: &str, index: Vec<IndexEntry>| crate::store::executor::Prepared {
+            stored: StoredResource {
+                rtype: "AuditEvent".into(),
+                id: id.into(),
+                version: 1,
+                last_updated: 7,
+                deleted: false,
+                body: Some("{}".into()),
+            },
+            index,
+        };
+        let (a, b) = (p("a", entries()), p("b", entries()[1..2].to_vec()));
+        let m = Many::new(&[&a, &b]);
+        assert_eq!(m.id, ["a", "b"]);
+        // Each table's rows carry their own resource's key and keep their positions.
+        assert_eq!(m.keys[0].1, ["a", "a"]);
+        assert_eq!(m.keys[3].1, ["a", "b"]);
+        assert_eq!(m.rows.reference.n, [1, 0]);
+        assert!(m.keys[1].0.is_empty() && m.keys[2].1.is_empty());
+        let s = CREATE_MANY.as_str();
+        assert!(s.contains("INSERT INTO search_ref (rtype, rid, n, param, target) SELECT * FROM unnest($25::text[], $26::text[], $27::int4[], $28::text[], $29::text[])"), "{s}");
+        assert!(!s.contains("$30") && !s.contains("DELETE"), "{s}");
     }
 
     #[test]
