@@ -24,13 +24,16 @@ pub struct ParamDef {
     /// For reference parameters: the resource types the reference may point to
     /// (used to complete a bare id in a search value and for `_include`).
     pub targets: &'static [&'static str],
+    /// The parameter holds only references of its target types: FHIR defines it with
+    /// `.where(resolve() is X)` (every `patient`: the subject *where it is a
+    /// Patient*). Other reference parameters hold whatever the element refers to.
+    pub typed: bool,
 }
 
 impl ParamDef {
-    /// Whether a `Type/id` target is of a type this reference parameter points to
-    /// (any type when the parameter lists none).
+    /// Whether this parameter holds a reference to `target` (`Type/id`).
     pub fn allows(&self, target: &str) -> bool {
-        self.targets.is_empty()
+        !self.typed
             || target
                 .split_once('/')
                 .is_some_and(|(t, _)| self.targets.contains(&t))
@@ -43,6 +46,7 @@ const fn p(name: &'static str, kind: ParamKind, paths: &'static [&'static str]) 
         kind,
         paths,
         targets: &[],
+        typed: false,
     }
 }
 const fn r(
@@ -55,7 +59,18 @@ const fn r(
         kind: ParamKind::Reference,
         paths,
         targets,
+        typed: false,
     }
+}
+/// A reference parameter that keeps only references of its target types (`typed`).
+const fn typed(
+    name: &'static str,
+    paths: &'static [&'static str],
+    targets: &'static [&'static str],
+) -> ParamDef {
+    let mut def = r(name, paths, targets);
+    def.typed = true;
+    def
 }
 
 use ParamKind::{Date, String as Str, Token};
@@ -76,7 +91,7 @@ static CAREPLAN: &[ParamDef] = &[
     p("category", Token, &["category"]),
     p("date", Date, &["period"]),
     r("subject", &["subject"], &["Patient", "Group"]),
-    r("patient", &["subject"], &["Patient"]),
+    typed("patient", &["subject"], &["Patient"]),
     r("encounter", &["encounter"], &["Encounter"]),
     r("care-team", &["careTeam"], &["CareTeam"]),
     r("performer", &["activity.detail.performer"], PARTY),
@@ -101,7 +116,7 @@ static SERVICEREQUEST: &[ParamDef] = &[
         &["subject"],
         &["Patient", "Group", "Location", "Device"],
     ),
-    r("patient", &["subject"], &["Patient"]),
+    typed("patient", &["subject"], &["Patient"]),
     r("encounter", &["encounter"], &["Encounter"]),
     r("requester", &["requester"], PARTY),
     r("performer", &["performer"], PARTY),
@@ -121,7 +136,7 @@ static CONSENT: &[ParamDef] = &[
     p("purpose", Token, &["provision.purpose"]),
     p("date", Date, &["dateTime"]),
     p("period", Date, &["provision.period"]),
-    r("patient", &["patient"], &["Patient"]),
+    typed("patient", &["patient"], &["Patient"]),
     r("actor", &["provision.actor.reference"], PARTY),
     r("organization", &["organization"], &["Organization"]),
 ];
@@ -133,7 +148,7 @@ static ENCOUNTER: &[ParamDef] = &[
     p("type", Token, &["type"]),
     p("date", Date, &["period"]),
     r("subject", &["subject"], &["Patient", "Group"]),
-    r("patient", &["subject"], &["Patient"]),
+    typed("patient", &["subject"], &["Patient"]),
     r("location", &["location.location"], &["Location"]),
     r("service-provider", &["serviceProvider"], &["Organization"]),
     r(
@@ -141,7 +156,7 @@ static ENCOUNTER: &[ParamDef] = &[
         &["participant.individual"],
         &["Practitioner", "PractitionerRole", "RelatedPerson"],
     ),
-    r(
+    typed(
         "practitioner",
         &["participant.individual"],
         &["Practitioner"],
@@ -163,7 +178,7 @@ static TASK: &[ParamDef] = &[
     // Not an R4 parameter: the handoff deadline (docs/accountability.md).
     p("deadline", Date, &["restriction.period.end"]),
     r("subject", &["for"], &["Patient", "Group"]),
-    r("patient", &["for"], &["Patient"]),
+    typed("patient", &["for"], &["Patient"]),
     r(
         "focus",
         &["focus"],
@@ -245,7 +260,7 @@ static SUBSCRIPTION: &[ParamDef] = &[
 static AUDITEVENT: &[ParamDef] = &[
     p("date", Date, &["recorded"]),
     r("agent", &["agent.who"], PARTY),
-    r("patient", &["agent.who", "entity.what"], &["Patient"]),
+    typed("patient", &["agent.who", "entity.what"], &["Patient"]),
     r("entity", &["entity.what"], &[]),
     p("type", Token, &["type"]),
     p("subtype", Token, &["subtype"]),
@@ -261,7 +276,7 @@ static CONDITION: &[ParamDef] = &[
     p("code", Token, &["code"]),
     p("onset-date", Date, &["onsetDateTime", "onsetPeriod"]),
     r("subject", &["subject"], &["Patient", "Group"]),
-    r("patient", &["subject"], &["Patient"]),
+    typed("patient", &["subject"], &["Patient"]),
     r("encounter", &["encounter"], &["Encounter"]),
 ];
 

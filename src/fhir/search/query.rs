@@ -205,7 +205,7 @@ pub fn parse(
                 };
                 let mut any_of = Vec::new();
                 for v in split_values(value) {
-                    match parse_value(def.kind, def.targets, modifier, &v) {
+                    match parse_value(def, modifier, &v) {
                         Ok(c) => any_of.push(c),
                         Err((code, msg)) => fail(code, msg),
                     }
@@ -276,11 +276,11 @@ fn parse_include(rtype: &str, spec: &str) -> Result<Include, String> {
 }
 
 fn parse_value(
-    kind: ParamKind,
-    targets: &[&str],
+    def: &params::ParamDef,
     modifier: Option<&str>,
     v: &str,
 ) -> Result<Cond, (IssueCode, String)> {
+    let (kind, targets) = (def.kind, def.targets);
     let unsupported = |m: &str| {
         (
             IssueCode::NotSupported,
@@ -349,7 +349,7 @@ fn parse_value(
             }
             if let Some(target) = params::normalize_reference(v) {
                 let rtype = target.split_once('/').map_or("", |(t, _)| t);
-                if !targets.is_empty() && !targets.contains(&rtype) {
+                if !def.allows(&target) {
                     return Err((
                         IssueCode::Value,
                         format!(
@@ -469,6 +469,15 @@ mod tests {
         assert!(parse("AuditEvent", &pairs(&[("patient", "Patient/p1")]), false).is_ok());
         // No target types listed: any type.
         assert!(parse("AuditEvent", &pairs(&[("entity", "Encounter/e1")]), false).is_ok());
+        // Not restricted by type in FHIR: a type outside the gateway's list is searched.
+        assert!(parse(
+            "ServiceRequest",
+            &pairs(&[("performer", "CareTeam/ct")]),
+            false
+        )
+        .is_ok());
+        let p = pairs(&[("practitioner", "PractitionerRole/r")]);
+        assert!(parse("Encounter", &p, false).is_err());
     }
 
     #[test]

@@ -66,6 +66,12 @@ fn a_reference_is_indexed_only_for_the_parameters_that_may_hold_its_type() {
     let condition = json!({"resourceType": "Condition", "subject": {"reference": "Group/g1"}});
     assert_eq!(refs("Condition", &condition, "subject"), ["Group/g1"]);
     assert!(refs("Condition", &condition, "patient").is_empty());
+    // A parameter FHIR does not restrict by type holds every reference of its element,
+    // of a type the gateway's target list names or not.
+    let sr = json!({"resourceType": "ServiceRequest", "performer": [{"reference": "CareTeam/ct"}]});
+    assert_eq!(refs("ServiceRequest", &sr, "performer"), ["CareTeam/ct"]);
+    let task = json!({"resourceType": "Task", "focus": {"reference": "DocumentReference/d"}});
+    assert_eq!(refs("Task", &task, "focus"), ["DocumentReference/d"]);
 }
 
 #[test]
