@@ -139,11 +139,12 @@ pub async fn execute<T: Tx>(
         }
         _ => {}
     }
-    let is_guard: Vec<bool> = ops
-        .iter()
-        .map(|op| matches!(op, WriteOp::Guard(_)))
-        .collect();
-    let many = is_guard.iter().filter(|g| !**g).count() > 1;
+    // Guards are held, not applied, and yield no outcome: set apart, the ops' indexes
+    // and outcomes are those of the changes alone.
+    let (guards, ops): (Vec<_>, Vec<_>) = ops
+        .into_iter()
+        .partition(|op| matches!(op, WriteOp::Guard(_)));
+    let many = ops.len() > 1;
     let commit_has_task = ops.iter().any(|op| match op {
         WriteOp::Create { resource, .. }
         | WriteOp::Update { resource, .. }
@@ -173,21 +174,18 @@ pub async fn execute<T: Tx>(
         WriteOp::Delete { .. } | WriteOp::ConditionalDelete { .. } => 1,
         WriteOp::Create { .. } => 2,
         WriteOp::Update { .. } | WriteOp::ConditionalUpdate { .. } => 3,
-        WriteOp::Outbox(_) | WriteOp::Handoffs(_) | WriteOp::PruneHl7 { .. } => 4,
-        WriteOp::Guard(_) => 5,
+        WriteOp::Outbox(_)
+        | WriteOp::Handoffs(_)
+        | WriteOp::PruneHl7 { .. }
+        | WriteOp::Guard(_) => 4,
     });
 
     // 1. Resolve every op to a plan; note the fullUrl -> Type/id mapping.
     let mut plans: Vec<Option<Plan>> = (0..ops.len()).map(|_| None).collect();
     let mut urls: HashMap<String, String> = HashMap::new();
     let mut ops: Vec<Option<WriteOp>> = ops.into_iter().map(Some).collect();
-    let mut guards = Vec::new();
     for &i in &order {
         let op = ops[i].take().expect("each op planned once");
-        if let WriteOp::Guard(g) = op {
-            guards.push(g);
-            continue;
-        }
         let (plan, full_url) = plan(tx, op).await.map_err(|e| wrap(i, e))?;
         if let Some(url) = full_url {
             let target = match &plan {
@@ -203,7 +201,9 @@ pub async fn execute<T: Tx>(
     // What was judged outside the transaction still holds (after the plans: on
     // PostgreSQL their reads locked the rows they will write).
     for g in &guards {
-        guard::hold(tx, g).await?;
+        if let WriteOp::Guard(g) = g {
+            guard::hold(tx, g).await?;
+        }
     }
 
     // 2. Apply, in processing order.
@@ -211,10 +211,7 @@ pub async fn execute<T: Tx>(
     let mut cues = Vec::new();
     let mut outcomes: Vec<Option<WriteOutcome>> = (0..plans.len()).map(|_| None).collect();
     for &i in &order {
-        let Some(plan) = plans[i].take() else {
-            continue; // a guard
-        };
-        let outcome = match plan {
+        let outcome = match plans[i].take().expect("planned") {
             Plan::Existing(s) => WriteOutcome::Existing(s),
             Plan::Hl7(r) => {
                 super::hl7::save(tx, &r, now)
@@ -335,12 +332,7 @@ pub async fn execute<T: Tx>(
     }
     // Handoffs last: a referral's own Task may come after its ServiceRequest.
     handoffs::open(tx, cues, now, policy).await?;
-    Ok(outcomes
-        .into_iter()
-        .zip(is_guard)
-        .filter(|(_, g)| !g)
-        .map(|(o, _)| o.expect("applied"))
-        .collect())
+    Ok(outcomes.into_iter().map(|o| o.expect("applied")).collect())
 }
 
 /// Write a version the server itself makes (no hooks run): `resource` is stamped and
