@@ -11,7 +11,6 @@ use super::sql::{Bind, Sql};
 use super::StoreError;
 use crate::consent::ledger::{self, Disclosure, Effect};
 use crate::consent::{self, DataItem, Decision, Outcome, Policy, Recipient, Request};
-use crate::fhir::search::dates;
 use crate::records::{ConsentDirective, Record, RecordKind};
 use crate::topics::subscription::RecipientSpec;
 
@@ -107,14 +106,7 @@ pub async fn load_patient<T: Tx>(tx: &mut T, patient: &str) -> Result<Facts, Sto
             ],
         ))
         .await?;
-    let consents = rows
-        .iter()
-        .filter_map(|r| r[0].text())
-        .filter_map(|b| match Record::parse(RecordKind::Consent, b) {
-            Ok(Record::Consent(c)) => Some(c),
-            _ => None,
-        })
-        .collect();
+    let consents = consents_of(rows.iter().filter_map(|r| r[0].text()));
     let pcps = match patient.split_once('/') {
         Some(("Patient", id)) => tx
             .load("Patient", id)
@@ -129,6 +121,16 @@ pub async fn load_patient<T: Tx>(tx: &mut T, patient: &str) -> Result<Facts, Sto
         pcps,
         items: Vec::new(),
     })
+}
+
+/// The consent directives among stored record bodies (unreadable ones skipped).
+fn consents_of<'a>(bodies: impl Iterator<Item = &'a str>) -> Vec<ConsentDirective> {
+    bodies
+        .filter_map(|b| match Record::parse(RecordKind::Consent, b) {
+            Ok(Record::Consent(c)) => Some(c),
+            _ => None,
+        })
+        .collect()
 }
 
 pub fn pcps_of(patient: &Value) -> Vec<String> {
@@ -157,104 +159,8 @@ pub fn item_of(reference: &str, body: Option<&Value>) -> Item {
     (reference.to_owned(), rtype, labels)
 }
 
-/// What consent decides a notification of one domain event on: the event, its
-/// patient, the resources the notification names (focus first) and the patient's
-/// facts. Loaded once per event and transaction, whatever the number of subscribers
-/// ([`EventFacts::memo`]).
-#[derive(Debug, Clone)]
-pub struct EventFacts {
-    event: String,
-    patient: String,
-    refs: Vec<String>,
-    facts: Facts,
-}
-
-/// Facts of events already loaded in this transaction, by `seq` (None: the event is
-/// gone or about no patient).
-pub type FactsMemo = std::collections::HashMap<i64, Option<EventFacts>>;
-
-impl EventFacts {
-    /// The facts of event `seq`, loaded on first use in `memo`.
-    pub async fn memo<'m, T: Tx>(
-        tx: &mut T,
-        memo: &'m mut FactsMemo,
-        seq: i64,
-    ) -> Result<Option<&'m EventFacts>, StoreError> {
-        if let std::collections::hash_map::Entry::Vacant(e) = memo.entry(seq) {
-            e.insert(EventFacts::load(tx, seq).await?);
-        }
-        Ok(memo.get(&seq).and_then(Option::as_ref))
-    }
-
-    async fn load<T: Tx>(tx: &mut T, seq: i64) -> Result<Option<EventFacts>, StoreError> {
-        let row = tx
-            .fetch_rows(&Sql::with(
-                "SELECT event, record_kind, record_id, rtype, rid, patient FROM domain_events WHERE seq = $1",
-                vec![Bind::Int(seq)],
-            ))
-            .await?
-            .pop();
-        let Some(row) = row else { return Ok(None) };
-        let text = |i: usize| row[i].text().unwrap_or("").to_owned();
-        let Some(patient) = row[5].text().map(str::to_owned) else {
-            return Ok(None);
-        };
-        let rtype = RecordKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == text(1))
-            .map(|k| k.resource_type())
-            .unwrap_or("Basic");
-        // The same focus and context as the notification (notify::worker::item_of).
-        let mut refs = vec![format!("{rtype}/{}", text(2)), patient.clone()];
-        let raised_by = format!("{}/{}", text(3), text(4));
-        if !refs.contains(&raised_by) {
-            refs.push(raised_by);
-        }
-        let mut facts = load_patient(tx, &patient).await?;
-        for r in &refs {
-            let (t, id) = r.split_once('/').unwrap_or((r, ""));
-            let body = tx.load(t, id).await?.and_then(|s| s.json());
-            facts.items.push(item_of(r, body.as_ref()));
-        }
-        Ok(Some(EventFacts {
-            event: text(0),
-            patient,
-            refs,
-            facts,
-        }))
-    }
-
-    /// Who, what and why of notifying this event to a subscription.
-    pub fn decide(
-        &self,
-        subscription: &str,
-        recipient: Option<&RecipientSpec>,
-        webhook_id: &str,
-        event_number: Option<i64>,
-        now: i64,
-        policy: &Policy,
-    ) -> Disclosure {
-        let purpose = recipient
-            .map(|r| r.purpose.clone())
-            .unwrap_or_else(|| consent::TREATMENT.to_owned());
-        let at = dates::format_instant(now);
-        let decision = focus_rule(
-            decide(&self.facts, &self.patient, recipient, &purpose, &at, policy),
-            &self.refs[0],
-        );
-        Disclosure {
-            patient: self.patient.clone(),
-            recipient: recipient.map(|r| r.references.clone()).unwrap_or_default(),
-            purpose,
-            items: self.refs.clone(),
-            decision,
-            subscription: subscription.to_owned(),
-            webhook_id: webhook_id.to_owned(),
-            event_number,
-            event: self.event.clone(),
-        }
-    }
-}
+mod facts;
+pub use facts::{EventFacts, FactsMemo};
 
 /// Write the ledger entry for a disclosure (or its denial).
 pub async fn record<T: Tx>(

@@ -43,6 +43,18 @@ pub trait Tx: Send {
         }
         Ok(())
     }
+    /// The current versions of `keys` (type, id) that exist, deleted ones included, in
+    /// no particular order: one statement per chunk where a statement is a round trip.
+    async fn load_many(
+        &mut self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<StoredResource>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for (t, id) in keys {
+            out.extend(self.load(t, id).await?);
+        }
+        Ok(out)
+    }
     /// Run a statement (records, events): the number of rows it changed.
     async fn exec(&mut self, s: &Sql) -> Result<u64, StoreError>;
     /// The first column of the first row, as text.
@@ -56,6 +68,13 @@ pub trait Tx: Send {
     /// `" FOR UPDATE SKIP LOCKED"` where rows can be claimed concurrently (PostgreSQL);
     /// empty where one writer already serialises every claim (SQLite).
     fn skip_locked(&self) -> &'static str;
+    /// `<column> IN (sub)` as the backend plans best for a short list of keys: on
+    /// PostgreSQL `= ANY(ARRAY(sub))`, the list computed once and each key probed in
+    /// the column's index; its `IN` is planned as a join, which with a misjudged table
+    /// size was a scan of the whole table (the claim's heads in the outbox).
+    fn in_list(&self, sub: &str) -> String {
+        format!("IN ({sub})")
+    }
     /// Whether each statement is a round trip (PostgreSQL): then work on many rows goes
     /// as one statement over a JSON list of them. Not on SQLite, where a statement costs
     /// no trip and one per row stays cached and needs no statement journal.

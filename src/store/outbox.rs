@@ -339,7 +339,7 @@ pub async fn replay<T: Tx>(
 
 mod claim;
 
-pub use claim::{claim, finish, ledger, Attempt, Claimed, Member, Next, MAX_EVENTS};
+pub use claim::{claim, finish, ledger, pick_text, Attempt, Claimed, Member, Next, MAX_EVENTS};
 
 /// The Subscription resource's status (and `error`) as the server now sees it: a new
 /// version written without passing through [`prepare`].

@@ -236,11 +236,9 @@ async fn consent_is_decided_per_event_of_a_batch(app: TestApp) {
 /// order.) The late row is written here by a transaction of the test's own, held open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_row_committed_late_waits_for_the_retry() {
-    use sqlx::Connection;
     let Some(app) = crate::helpers::spawn(crate::helpers::Backend::Postgres).await else {
         return;
     };
-    let schema = app.pg_schema().unwrap().to_owned();
     // An event to carry: a discharge before anyone subscribed.
     app.create(&discharged("Patient/late-0")).await;
     let rx = Receiver::start().await;
@@ -249,13 +247,7 @@ async fn postgres_a_row_committed_late_waits_for_the_retry() {
         &subscription("encounter-end", &[], &rx.url, "id-only"),
     )
     .await;
-    let mut other = sqlx::PgConnection::connect(&crate::helpers::postgres_url())
-        .await
-        .unwrap();
-    sqlx::query(&format!("SET search_path TO {schema}"))
-        .execute(&mut other)
-        .await
-        .unwrap();
+    let mut other = app.pg_connection().await;
     sqlx::query("BEGIN").execute(&mut other).await.unwrap();
     let (late,): (i64,) = sqlx::query_as(
         "INSERT INTO outbox (subscription_id, kind, event_seq, webhook_id, state, next_attempt, created) \

@@ -224,6 +224,18 @@ impl TestApp {
         }
     }
 
+    /// A connection of the test's own to this app's PostgreSQL schema.
+    pub async fn pg_connection(&self) -> sqlx::PgConnection {
+        use sqlx::Connection;
+        let schema = self.pg_schema().expect("a PostgreSQL app");
+        let mut c = sqlx::PgConnection::connect(&postgres_url()).await.unwrap();
+        sqlx::query(&format!("SET search_path TO {schema}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.base, path.trim_start_matches('/'))
     }

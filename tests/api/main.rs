@@ -8,6 +8,7 @@ mod andrews;
 mod bad_input;
 mod batches;
 mod bundle;
+mod claim_plan;
 mod consent;
 mod consent_support;
 mod crud;

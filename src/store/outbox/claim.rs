@@ -76,6 +76,24 @@ struct Row {
     number: Option<i64>,
 }
 
+/// The ids of up to `$3` due heads at `$1`, in id order: the subscriptions' heads
+/// looked up by key with `in_list` ([`Tx::in_list`]), locked with `lock`
+/// ([`Tx::skip_locked`]).
+pub fn pick_text(in_list: &dyn Fn(&str) -> String, lock: &str) -> String {
+    let heads = in_list(
+        "SELECT COALESCE( \
+           (SELECT min(p.id) FROM outbox p WHERE p.state = 'pending' \
+              AND p.event_number IS NOT NULL AND p.subscription_id = s.id), \
+           (SELECT min(p.id) FROM outbox p \
+              WHERE p.state = 'pending' AND p.subscription_id = s.id)) FROM subscriptions s",
+    );
+    format!(
+        "SELECT o.id FROM outbox o WHERE o.id {heads} \
+         AND o.next_attempt <= $1 AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
+         ORDER BY o.id LIMIT $3{lock}"
+    )
+}
+
 /// Claim up to `limit` due notifications until `lease_until`: only the oldest pending
 /// row of each subscription (per-subscriber order), none leased by another worker, each
 /// with up to `max_events - 1` further events of its subscription.
@@ -90,31 +108,29 @@ pub async fn claim<T: Tx>(
     // pending row (a notification in flight or waiting for its retry: nothing passes
     // it), else its oldest pending row. Found by index probes per subscription, not by
     // testing every pending row for an earlier one, which grew with the backlog and
-    // throttled a busy outbox.
-    let pick = format!(
-        "SELECT o.id FROM outbox o WHERE o.id IN \
-           (SELECT COALESCE( \
-              (SELECT min(p.id) FROM outbox p WHERE p.state = 'pending' \
-                 AND p.event_number IS NOT NULL AND p.subscription_id = s.id), \
-              (SELECT min(p.id) FROM outbox p \
-                 WHERE p.state = 'pending' AND p.subscription_id = s.id)) FROM subscriptions s) \
-         AND o.next_attempt <= $1 AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
-         ORDER BY o.id LIMIT $3{}",
-        tx.skip_locked()
-    );
+    // throttled a busy outbox. The heads are then looked up by key (`in_list`), and on
+    // PostgreSQL the statement is planned at each claim (`replanned`): planned as a
+    // join, with a size PostgreSQL misjudged, it scanned the whole outbox, and claims
+    // slowed as the outbox grew.
+    let pick = pick_text(&|s| tx.in_list(s), tx.skip_locked());
     let rows = tx
-        .fetch_rows(&stmt(
-            &format!(
-                "UPDATE outbox SET claimed_until = $2 WHERE id IN ({pick}) \
+        .fetch_rows(
+            &stmt(
+                &format!(
+                    "UPDATE outbox SET claimed_until = $2 WHERE id IN ({pick}) \
                  RETURNING id, subscription_id, kind, event_seq, event_number, webhook_id, \
                  attempts, batch_head"
-            ),
-            vec![Bind::Int(now), Bind::Int(lease_until), Bind::Int(limit)],
-        ))
+                ),
+                vec![Bind::Int(now), Bind::Int(lease_until), Bind::Int(limit)],
+            )
+            .replanned(),
+        )
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     // An event fanned out to many subscribers is decided for each, on facts loaded once.
     let mut memo = disclosure::FactsMemo::new();
+    // Event notifications, with their rows, decided once every row is known.
+    let mut events = Vec::new();
     for r in rows {
         let mut r = r.into_iter();
         let mut next = || r.next().unwrap_or(Cell::Null);
@@ -169,9 +185,17 @@ pub async fn claim<T: Tx>(
             _ => 1,
         };
         let (batch, batch_id) = batch_rows(tx, &mut c, batch.int(), cap).await?;
-        // Consent again, before every attempt: a revocation since the last attempt
-        // stops the disclosure here, event by event.
         let recipient = spec.and_then(|s| s.recipient);
+        events.push((c, batch, batch_id, recipient));
+    }
+    // Consent again, before every attempt: a revocation since the last attempt stops
+    // the disclosure here, event by event; the facts of all the claim's events first.
+    let seqs = events
+        .iter()
+        .flat_map(|(_, b, _, _)| b.iter().filter_map(|r| r.seq));
+    let seqs: Vec<i64> = seqs.collect();
+    disclosure::EventFacts::load_all(tx, &mut memo, seqs).await?;
+    for (mut c, batch, batch_id, recipient) in events {
         let mut kept = Vec::with_capacity(batch.len());
         for row in batch {
             let Some(seq) = row.seq else { continue };
@@ -281,7 +305,8 @@ async fn stamp<T: Tx>(
                 Bind::Int(batch),
                 Bind::Int(lease_until),
             ],
-        ))
+        )
+        .replanned())
         .await?;
         return Ok(true);
     }
@@ -434,10 +459,10 @@ pub async fn finish<T: Tx>(
     };
     // Statements of fixed text: they stay prepared in the statement caches, where an
     // IN list of literal ids would be parsed anew every time. Each statement is a round
-    // trip on PostgreSQL: there the rows go as one JSON list, matched by `id = ANY(...)`
-    // (a join with the list would be planned once, while the fresh table looked empty,
-    // as a scan of the whole outbox, and kept). On SQLite one statement per row, which
-    // costs no trip and needs no statement journal.
+    // trip on PostgreSQL: there the rows go as one JSON list, matched by `id = ANY(...)`,
+    // and the update is planned at each run (`replanned`): planned once while the fresh
+    // table was small, it scanned the whole outbox, and kept doing so as it grew. On
+    // SQLite one statement per row, which costs no trip and needs no statement journal.
     let (selectors, insert, update) = if tx.round_trips() {
         let ids: Vec<_> = rows
             .iter()
@@ -460,7 +485,7 @@ pub async fn finish<T: Tx>(
         ];
         tx.exec(&stmt(insert, attempt)).await?;
         let done = vec![rows, t(state), Bind::Int(next_attempt), Bind::OptInt(done)];
-        tx.exec(&stmt(update, done)).await?;
+        tx.exec(&stmt(update, done).replanned()).await?;
     }
     disclosure::Entry::write_all(tx, ledger).await?;
     let new_status = match (next, c.kind.as_str()) {

@@ -83,6 +83,7 @@ impl PgStore {
 
     async fn fetch(&self, s: &sql::Sql) -> Result<Vec<PgRow>, StoreError> {
         Ok(bind_all(sqlx::query(&s.text), &s.binds)
+            .persistent(!s.replan)
             .fetch_all(&self.pool)
             .await?)
     }
@@ -151,6 +152,14 @@ impl_store!(PgStore, pool, {
     }
 });
 
+/// Rows claimed by one transaction are passed over by the others.
+pub const SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
+/// [`Tx::in_list`] on PostgreSQL.
+pub fn in_list(sub: &str) -> String {
+    format!("= ANY(ARRAY({sub}))")
+}
+
 /// A transaction: the connection, the consent policy, and whether notifications
 /// became due in it.
 struct PgTx<'c>(&'c mut PgConnection, &'c crate::consent::Policy, bool);
@@ -169,9 +178,32 @@ impl Tx for PgTx<'_> {
         Ok(row.as_ref().map(stored).transpose()?)
     }
 
+    async fn load_many(
+        &mut self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<StoredResource>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(sql::READ_MANY_CHUNK) {
+            // Padded to a power of two with the last key repeated: a handful of
+            // statement texts, not one per count, in the prepared-statement cache.
+            let n = chunk.len().next_power_of_two().min(sql::READ_MANY_CHUNK);
+            let text = sql::read_many(n);
+            let mut q = sqlx::query(&text);
+            for k in 0..n {
+                let (t, id) = &chunk[k.min(chunk.len() - 1)];
+                q = q.bind(t).bind(id);
+            }
+            for row in q.fetch_all(&mut *self.0).await? {
+                out.push(stored(&row)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn find(&mut self, q: &SearchQuery, limit: i64) -> Result<Vec<String>, StoreError> {
         let s = sql::find_ids(q, limit);
         let rows = bind_all(sqlx::query(&s.text), &s.binds)
+            .persistent(!s.replan)
             .fetch_all(&mut *self.0)
             .await?;
         Ok(rows
@@ -227,6 +259,7 @@ impl Tx for PgTx<'_> {
 
     async fn exec(&mut self, s: &sql::Sql) -> Result<u64, StoreError> {
         let done = bind_all(sqlx::query(&s.text), &s.binds)
+            .persistent(!s.replan)
             .execute(&mut *self.0)
             .await?;
         Ok(done.rows_affected())
@@ -243,6 +276,7 @@ impl Tx for PgTx<'_> {
     async fn fetch_rows(&mut self, s: &sql::Sql) -> Result<Vec<Vec<Cell>>, StoreError> {
         use sqlx::{Column, TypeInfo};
         let rows = bind_all(sqlx::query(&s.text), &s.binds)
+            .persistent(!s.replan)
             .fetch_all(&mut *self.0)
             .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -271,7 +305,11 @@ impl Tx for PgTx<'_> {
     }
 
     fn skip_locked(&self) -> &'static str {
-        " FOR UPDATE SKIP LOCKED"
+        SKIP_LOCKED
+    }
+
+    fn in_list(&self, sub: &str) -> String {
+        in_list(sub)
     }
 
     fn round_trips(&self) -> bool {
@@ -284,6 +322,7 @@ impl Tx for PgTx<'_> {
 
     async fn fetch_text(&mut self, s: &sql::Sql) -> Result<Option<String>, StoreError> {
         let row = bind_all(sqlx::query(&s.text), &s.binds)
+            .persistent(!s.replan)
             .fetch_optional(&mut *self.0)
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
