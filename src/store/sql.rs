@@ -42,10 +42,10 @@ impl Sql {
     }
     /// Plan this statement at each run (PostgreSQL). A prepared statement is planned
     /// for its first runs, then PostgreSQL may keep one generic plan for the life of
-    /// the connection, made from the table's size at that moment: on a young outbox a
-    /// scan of the whole table, kept while the table grows (the claim's head query
-    /// took 12 ms on average over a benchmark run, README "The claim's round trips").
-    /// For the few statements over a table that grows and is queried by key.
+    /// the connection, made from the table's size at that moment: on a young outbox
+    /// the finish's update by key was seen as a scan of the table with a filter, a
+    /// plan that would then be kept as the table grows. For the few statements over
+    /// the outbox, which keeps every delivered row, that find rows by key.
     pub fn replanned(mut self) -> Self {
         self.replan = true;
         self

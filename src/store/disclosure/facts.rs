@@ -67,7 +67,7 @@ impl EventFacts {
     /// Load into `memo` the facts of every event of `seqs` it does not hold yet. Where
     /// each statement is a round trip (PostgreSQL) that is three statements whatever
     /// the number of events (the events, the patients' consent records, every resource
-    /// named), not five per event: a claim's transaction was mostly these round trips,
+    /// named, one more per 200 resources past the first 200), not five per event: a claim's transaction was mostly these round trips,
     /// and one claim runs at a time (README, "The claim's round trips"). Elsewhere one
     /// event at a time, as [`EventFacts::memo`] does.
     pub async fn load_all<T: Tx>(
@@ -185,6 +185,7 @@ impl EventFacts {
             facts,
         }))
     }
+
     /// Who, what and why of notifying this event to a subscription.
     pub fn decide(
         &self,

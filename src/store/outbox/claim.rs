@@ -108,10 +108,10 @@ pub async fn claim<T: Tx>(
     // pending row (a notification in flight or waiting for its retry: nothing passes
     // it), else its oldest pending row. Found by index probes per subscription, not by
     // testing every pending row for an earlier one, which grew with the backlog and
-    // throttled a busy outbox. The heads are then looked up by key (`in_list`), and on
-    // PostgreSQL the statement is planned at each claim (`replanned`): planned as a
-    // join, with a size PostgreSQL misjudged, it scanned the whole outbox, and claims
-    // slowed as the outbox grew.
+    // throttled a busy outbox. The heads are then looked up by key (`in_list`): on
+    // PostgreSQL an `IN` here was planned as a join with a scan of the whole outbox
+    // (its size misjudged), and claims slowed as delivered rows accumulated. Planned at
+    // each claim (`replanned`), so that no plan made on a small outbox is kept.
     let pick = pick_text(&|s| tx.in_list(s), tx.skip_locked());
     let rows = tx
         .fetch_rows(
@@ -460,8 +460,8 @@ pub async fn finish<T: Tx>(
     // Statements of fixed text: they stay prepared in the statement caches, where an
     // IN list of literal ids would be parsed anew every time. Each statement is a round
     // trip on PostgreSQL: there the rows go as one JSON list, matched by `id = ANY(...)`,
-    // and the update is planned at each run (`replanned`): planned once while the fresh
-    // table was small, it scanned the whole outbox, and kept doing so as it grew. On
+    // and the update is planned at each run (`replanned`): on a small outbox it was
+    // seen planned as a scan with a filter, a plan PostgreSQL may keep as it grows. On
     // SQLite one statement per row, which costs no trip and needs no statement journal.
     let (selectors, insert, update) = if tx.round_trips() {
         let ids: Vec<_> = rows
