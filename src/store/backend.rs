@@ -124,12 +124,7 @@ macro_rules! impl_store {
                 let mut found = std::collections::HashMap::new();
                 // One statement per chunk, not one round trip per resource.
                 for chunk in keys.chunks($crate::store::sql::READ_MANY_CHUNK) {
-                    let text = $crate::store::sql::read_many(chunk.len());
-                    let mut q = sqlx::query(&text);
-                    for (t, i) in chunk {
-                        q = q.bind(*t).bind(*i);
-                    }
-                    for row in q.fetch_all(&self.$pool).await? {
+                    for row in self.fetch(&$crate::store::sql::read_many_chunk(chunk)).await? {
                         let s = stored(&row)?;
                         if !s.deleted {
                             found.insert((s.rtype.clone(), s.id.clone()), s);

@@ -83,6 +83,23 @@ pub fn read_many(n: usize) -> String {
         pairs.join(" OR ")
     )
 }
+/// One chunk (at most [`READ_MANY_CHUNK`]) of keys as a [`read_many`] statement with its
+/// binds. The count is padded to a power of two with the last key repeated (a key named
+/// twice still matches its row once): a handful of texts in the statement caches, not
+/// one per count.
+pub fn read_many_chunk<S: AsRef<str>>(chunk: &[(S, S)]) -> Sql {
+    let n = chunk.len().next_power_of_two().min(READ_MANY_CHUNK);
+    let binds = (0..n)
+        .flat_map(|k| {
+            let (t, id) = &chunk[k.min(chunk.len() - 1)];
+            [
+                Bind::Text(t.as_ref().to_owned()),
+                Bind::Text(id.as_ref().to_owned()),
+            ]
+        })
+        .collect();
+    Sql::with(&read_many(n), binds)
+}
 pub const VREAD: &str =
     "SELECT rtype, id, version, last_updated, deleted, body FROM resource_history \
      WHERE rtype = $1 AND id = $2 AND version = $3";
@@ -403,6 +420,15 @@ mod tests {
         assert_eq!(by_key.count(), 3, "{plan}");
         assert!(!plan.contains("SCAN"), "{plan}");
         assert!(read_many(2).ends_with("(r.rtype = $3 AND r.id = $4)"));
+    }
+
+    #[test]
+    fn a_chunk_of_keys_is_padded_with_its_last_key() {
+        let s = read_many_chunk(&[("Patient", "a"), ("Patient", "b"), ("Encounter", "c")]);
+        assert_eq!(s.text, read_many(4));
+        let last = [Bind::Text("Encounter".into()), Bind::Text("c".into())];
+        assert_eq!(s.binds[4..6], last);
+        assert_eq!(s.binds[6..8], last);
     }
 
     #[test]

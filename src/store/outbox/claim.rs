@@ -192,8 +192,8 @@ pub async fn claim<T: Tx>(
     // the disclosure here, event by event; the facts of all the claim's events first.
     let seqs = events
         .iter()
-        .flat_map(|(_, b, _, _)| b.iter().filter_map(|r| r.seq));
-    let seqs: Vec<i64> = seqs.collect();
+        .flat_map(|(_, b, _, _)| b.iter().filter_map(|r| r.seq))
+        .collect::<Vec<i64>>(); // collected: the borrowing iterator would not be Send
     disclosure::EventFacts::load_all(tx, &mut memo, seqs).await?;
     for (mut c, batch, batch_id, recipient) in events {
         let mut kept = Vec::with_capacity(batch.len());

@@ -184,16 +184,11 @@ impl Tx for PgTx<'_> {
     ) -> Result<Vec<StoredResource>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(sql::READ_MANY_CHUNK) {
-            // Padded to a power of two with the last key repeated: a handful of
-            // statement texts, not one per count, in the prepared-statement cache.
-            let n = chunk.len().next_power_of_two().min(sql::READ_MANY_CHUNK);
-            let text = sql::read_many(n);
-            let mut q = sqlx::query(&text);
-            for k in 0..n {
-                let (t, id) = &chunk[k.min(chunk.len() - 1)];
-                q = q.bind(t).bind(id);
-            }
-            for row in q.fetch_all(&mut *self.0).await? {
+            let s = sql::read_many_chunk(chunk);
+            let rows = bind_all(sqlx::query(&s.text), &s.binds)
+                .fetch_all(&mut *self.0)
+                .await?;
+            for row in rows {
                 out.push(stored(&row)?);
             }
         }
