@@ -338,8 +338,12 @@ pub async fn replay<T: Tx>(
 }
 
 mod claim;
+mod finish;
+mod rows;
 
-pub use claim::{claim, finish, ledger, pick_text, Attempt, Claimed, Member, Next, MAX_EVENTS};
+pub use claim::{claim, pick_text, Claimed, Member, MAX_EVENTS};
+pub use finish::{finish, ledger, Attempt, Next};
+pub use rows::{BEHIND_LISTED, STAMP_LISTED};
 
 /// The Subscription resource's status (and `error`) as the server now sees it: a new
 /// version written without passing through [`prepare`].

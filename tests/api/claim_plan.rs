@@ -5,7 +5,7 @@
 //! "The claim's round trips"). Autovacuum is off on the CI machine, so the outbox here
 //! has never been analysed: the planner goes by its pages alone.
 
-use handoff::store::outbox::pick_text;
+use handoff::store::outbox::{pick_text, BEHIND_LISTED, STAMP_LISTED};
 use handoff::store::postgres::{in_list, SKIP_LOCKED};
 
 use crate::helpers::{spawn, Backend};
@@ -66,4 +66,43 @@ async fn postgres_the_claim_probes_the_outbox_by_key() {
     // The query itself finds every subscription's pending row.
     let found: Vec<(i64,)> = sqlx::query_as(&pick).fetch_all(&mut c).await.unwrap();
     assert_eq!(found.len(), 20);
+
+    // The claim's other statements over all its notifications (`outbox/rows.rs`) probe
+    // by key too: the rows behind each head, and the stamps.
+    let asks: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| serde_json::json!({"i": i, "sub": s, "head": 0, "stamped": null, "lim": 5}))
+        .collect();
+    let asks = serde_json::Value::from(asks).to_string();
+    let behind = BEHIND_LISTED.replace("$1", &format!("'{asks}'"));
+    let plan = explain(&mut c, &behind).await;
+    assert!(!plan.contains("Seq Scan on outbox"), "{plan}");
+    // Each subscription's one pending row lies behind a head of 0, none delivered.
+    let rows: Vec<(i64, i64)> = sqlx::query_as(&format!("SELECT i, id FROM ({behind}) b"))
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 20);
+    let stamps: Vec<_> = found
+        .iter()
+        .map(|(id,)| serde_json::json!({"id": id, "n": 1, "b": id}))
+        .collect();
+    let stamps = serde_json::Value::from(stamps).to_string();
+    let stamp = STAMP_LISTED
+        .replace("$1", &format!("'{stamps}'"))
+        .replace("$2", "2000000000000000000");
+    let plan = explain(&mut c, &stamp).await;
+    assert!(!plan.contains("Seq Scan on outbox"), "{plan}");
+}
+
+async fn explain(c: &mut sqlx::PgConnection, statement: &str) -> String {
+    let plan: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN {statement}"))
+        .fetch_all(c)
+        .await
+        .unwrap();
+    plan.into_iter()
+        .map(|(l,)| l)
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -10,7 +10,7 @@
 //! under the same webhook id. Heartbeats, handshakes and Da Vinci messages travel
 //! alone.
 
-use super::{stmt, t};
+use super::stmt;
 use crate::consent::ledger::{Disclosure, Effect};
 use crate::consent::Decision;
 use crate::store::disclosure;
@@ -97,6 +97,13 @@ pub fn pick_text(in_list: &dyn Fn(&str) -> String, lock: &str) -> String {
 /// Claim up to `limit` due notifications until `lease_until`: only the oldest pending
 /// row of each subscription (per-subscriber order), none leased by another worker, each
 /// with up to `max_events - 1` further events of its subscription.
+///
+/// The claim runs in phases, each over all its notifications at once: the heads, their
+/// subscriptions, the event rows behind each head, consent for every event, the event
+/// numbers, the stamps. Where a statement is a round trip (PostgreSQL) each phase is one
+/// statement over a JSON list, so a claim costs the same handful of round trips however
+/// many notifications it makes (it cost four per notification, and the claim loop is
+/// the delivery worker's serial path); SQLite runs one cached statement per row.
 pub async fn claim<T: Tx>(
     tx: &mut T,
     now: i64,
@@ -113,7 +120,7 @@ pub async fn claim<T: Tx>(
     // (its size misjudged), and claims slowed as delivered rows accumulated. Planned at
     // each claim (`replanned`), so that no plan made on a small outbox is kept.
     let pick = pick_text(&|s| tx.in_list(s), tx.skip_locked());
-    let rows = tx
+    let heads = tx
         .fetch_rows(
             &stmt(
                 &format!(
@@ -126,53 +133,19 @@ pub async fn claim<T: Tx>(
             .replanned(),
         )
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    // An event fanned out to many subscribers is decided for each, on facts loaded once.
-    let mut memo = disclosure::FactsMemo::new();
+    // Returned in no particular order: claimed in id order, as picked.
+    let mut heads: Vec<Head> = heads.into_iter().map(Head::from).collect();
+    heads.sort_by_key(|h| h.id);
+    let subs = super::rows::subscriptions(tx, heads.iter().map(|h| h.sub.as_str())).await?;
+    let mut out = Vec::with_capacity(heads.len());
     // Event notifications, with their rows, decided once every row is known.
     let mut events = Vec::new();
-    for r in rows {
-        let mut r = r.into_iter();
-        let mut next = || r.next().unwrap_or(Cell::Null);
-        let (outbox_id, sub, kind, seq, number, webhook_id, attempts, batch) = (
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-            next(),
-        );
-        let sub = sub.into_text().unwrap_or_default();
-        let Some(s) = tx
-            .fetch_rows(&stmt(
-                "SELECT topic, status, spec, secret, events_since_start FROM subscriptions WHERE id = $1",
-                vec![t(&sub)],
-            ))
-            .await?
-            .pop()
-        else {
+    for h in heads {
+        let Some(s) = subs.get(&h.sub) else {
             continue; // deleted meanwhile; `remove` marks its rows dead
         };
-        let mut s = s.into_iter();
-        let mut col = || s.next().unwrap_or(Cell::Null);
-        let mut c = Claimed {
-            outbox_id: outbox_id.int().unwrap_or(0),
-            subscription_id: sub,
-            kind: kind.into_text().unwrap_or_default(),
-            event_seq: seq.int(),
-            event_number: number.int(),
-            webhook_id: webhook_id.into_text().unwrap_or_default(),
-            attempts: attempts.int().unwrap_or(0),
-            topic: col().into_text().unwrap_or_default(),
-            status: col().into_text().unwrap_or_default(),
-            spec: col().into_text().unwrap_or_default(),
-            secret: col().into_text().unwrap_or_default(),
-            events_since_start: col().int().unwrap_or(0),
-            disclosure: None,
-            more: Vec::new(),
-        };
+        let batch = h.batch;
+        let c = h.claimed(s);
         if c.kind != "event-notification" || c.event_seq.is_none() {
             out.push(c);
             continue;
@@ -184,18 +157,38 @@ pub async fn claim<T: Tx>(
             }
             _ => 1,
         };
-        let (batch, batch_id) = batch_rows(tx, &mut c, batch.int(), cap).await?;
         let recipient = spec.and_then(|s| s.recipient);
-        events.push((c, batch, batch_id, recipient));
+        events.push((c, batch, cap, recipient));
+    }
+    let asks: Vec<_> = events
+        .iter()
+        .map(|(c, stamped, cap, _)| super::rows::Behind {
+            sub: c.subscription_id.clone(),
+            head: c.outbox_id,
+            stamped: *stamped,
+            // A stamped batch is taken again exactly; a new one up to its cap.
+            limit: match stamped {
+                Some(_) => i64::from(MAX_EVENTS) - 1,
+                None => i64::from(*cap) - 1,
+            },
+        })
+        .collect();
+    let behind = super::rows::behind(tx, &asks).await?;
+    let mut batches = Vec::with_capacity(events.len());
+    for ((mut c, stamped, _, recipient), behind) in events.into_iter().zip(behind) {
+        let (rows, batch) = batch_rows(tx, &mut c, stamped, behind).await?;
+        batches.push((c, rows, batch, recipient));
     }
     // Consent again, before every attempt: a revocation since the last attempt stops
     // the disclosure here, event by event; the facts of all the claim's events first.
-    let seqs = events
+    let seqs = batches
         .iter()
         .flat_map(|(_, b, _, _)| b.iter().filter_map(|r| r.seq))
         .collect::<Vec<i64>>(); // collected: the borrowing iterator would not be Send
+    let mut memo = disclosure::FactsMemo::new();
     disclosure::EventFacts::load_all(tx, &mut memo, seqs).await?;
-    for (mut c, batch, batch_id, recipient) in events {
+    let mut notes = Vec::with_capacity(batches.len());
+    for (c, batch, batch_id, recipient) in batches {
         let mut kept = Vec::with_capacity(batch.len());
         for row in batch {
             let Some(seq) = row.seq else { continue };
@@ -227,9 +220,14 @@ pub async fn claim<T: Tx>(
                 disclosure: d,
             });
         }
-        if !stamp(tx, &mut c, &mut kept, batch_id, lease_until, now).await? {
-            continue; // deleted meanwhile; `remove` marks its rows dead
-        }
+        notes.push(Note {
+            c,
+            kept,
+            batch: batch_id,
+        });
+    }
+    stamp(tx, &mut notes, lease_until, now).await?;
+    for Note { mut c, kept, .. } in notes {
         let mut kept = kept.into_iter();
         let Some(first) = kept.next() else { continue };
         c.outbox_id = first.outbox_id;
@@ -242,98 +240,133 @@ pub async fn claim<T: Tx>(
     Ok(out)
 }
 
-/// Stamp the rows a notification carries with their batch, their lease and, for the
+/// A head row as the claim's `UPDATE ... RETURNING` gave it.
+struct Head {
+    id: i64,
+    sub: String,
+    kind: String,
+    seq: Option<i64>,
+    number: Option<i64>,
+    webhook_id: String,
+    attempts: i64,
+    /// Its batch, when a claim before this one stamped it.
+    batch: Option<i64>,
+}
+
+impl From<Vec<Cell>> for Head {
+    fn from(r: Vec<Cell>) -> Self {
+        let mut r = r.into_iter();
+        let mut next = || r.next().unwrap_or(Cell::Null);
+        Head {
+            id: next().int().unwrap_or(0),
+            sub: next().into_text().unwrap_or_default(),
+            kind: next().into_text().unwrap_or_default(),
+            seq: next().int(),
+            number: next().int(),
+            webhook_id: next().into_text().unwrap_or_default(),
+            attempts: next().int().unwrap_or(0),
+            batch: next().int(),
+        }
+    }
+}
+
+impl Head {
+    fn claimed(self, s: &super::rows::Subscription) -> Claimed {
+        Claimed {
+            outbox_id: self.id,
+            subscription_id: self.sub,
+            kind: self.kind,
+            event_seq: self.seq,
+            event_number: self.number,
+            webhook_id: self.webhook_id,
+            attempts: self.attempts,
+            topic: s.topic.clone(),
+            status: s.status.clone(),
+            spec: s.spec.clone(),
+            secret: s.secret.clone(),
+            events_since_start: s.events_since_start,
+            disclosure: None,
+            more: Vec::new(),
+        }
+    }
+}
+
+/// An event notification decided: the rows it keeps, and its batch's id.
+struct Note {
+    c: Claimed,
+    kept: Vec<Member>,
+    batch: i64,
+}
+
+/// Stamp the rows each notification carries with its batch, its lease and, for the
 /// events sent for the first time, the subscription's next event numbers (in row
-/// order); note the new count in `c`.
+/// order); note the new count in each notification. A notification whose subscription
+/// is gone keeps no rows (`remove` marks them dead).
 ///
 /// Numbering here, not when the event is written, keeps event-raising transactions off
 /// the subscription's row (its lock, held to their commit, made them queue instead of
 /// sharing commits); an event withheld by consent at its claim takes no number, so the
 /// numbers a subscriber sees never skip; a batch claimed again keeps its numbers. Two
-/// claims never number one subscription at once: the `UPDATE` below holds its row to
-/// the commit. Rows are stamped one by one, by id: without the subscription's lock,
-/// event rows commit out of id order on PostgreSQL, and a range would also catch a row
-/// that committed after the batch was read, leaving it leased but never sent. False
-/// when the subscription is gone.
+/// claims never number one subscription at once: the counters' `UPDATE` holds the rows
+/// to the commit (and a claim's heads, each its subscription's, are locked by it alone).
+/// Rows are stamped by id: without the subscription's lock, event rows commit out of id
+/// order on PostgreSQL, and a range would also catch a row that committed after the
+/// batch was read, leaving it leased but never sent.
 async fn stamp<T: Tx>(
     tx: &mut T,
-    c: &mut Claimed,
-    kept: &mut [Member],
-    batch: i64,
+    notes: &mut [Note],
     lease_until: i64,
     now: i64,
-) -> Result<bool, StoreError> {
-    let fresh = kept.iter().filter(|m| m.event_number.is_none()).count() as i64;
-    let mut n = 0;
-    if fresh > 0 {
-        let Some(end) = tx
-            .fetch_rows(&stmt(
-                "UPDATE subscriptions SET events_since_start = events_since_start + $2, last_notified = $3 \
-                 WHERE id = $1 RETURNING events_since_start",
-                vec![t(&c.subscription_id), Bind::Int(fresh), Bind::Int(now)],
-            ))
-            .await?
-            .pop()
-            .and_then(|r| r.into_iter().next())
-            .and_then(|n| n.int())
-        else {
-            return Ok(false);
-        };
-        n = end - fresh;
-        c.events_since_start = end;
-    }
-    for m in kept.iter_mut() {
-        if m.event_number.is_none() {
-            n += 1;
-            m.event_number = Some(n);
-            if let Some(d) = m.disclosure.as_mut() {
-                d.event_number = Some(n);
+) -> Result<(), StoreError> {
+    let fresh: Vec<(String, i64)> = notes
+        .iter()
+        .map(|n| {
+            let k = n.kept.iter().filter(|m| m.event_number.is_none()).count() as i64;
+            (n.c.subscription_id.clone(), k)
+        })
+        .filter(|(_, k)| *k > 0)
+        .collect();
+    let ends = super::rows::count_events(tx, &fresh, now).await?;
+    let mut stamps = Vec::new();
+    for n in notes.iter_mut() {
+        let k = n.kept.iter().filter(|m| m.event_number.is_none()).count() as i64;
+        let mut next = 0;
+        if k > 0 {
+            let Some(end) = ends.get(&n.c.subscription_id) else {
+                n.kept.clear(); // the subscription is gone
+                continue;
+            };
+            next = end - k;
+            n.c.events_since_start = *end;
+        }
+        for m in n.kept.iter_mut() {
+            if m.event_number.is_none() {
+                next += 1;
+                m.event_number = Some(next);
+                if let Some(d) = m.disclosure.as_mut() {
+                    d.event_number = Some(next);
+                }
             }
+            stamps.push(super::rows::Stamp {
+                id: m.outbox_id,
+                number: m.event_number,
+                batch: n.batch,
+            });
         }
     }
-    if tx.round_trips() {
-        let rows: Vec<_> = kept
-            .iter()
-            .map(|m| serde_json::json!({"id": m.outbox_id, "n": m.event_number}))
-            .collect();
-        tx.exec(&stmt(
-            "UPDATE outbox SET batch_head = $2, claimed_until = $3, event_number = \
-             (SELECT (e->>'n')::bigint FROM jsonb_array_elements($1::jsonb) e WHERE (e->>'id')::bigint = outbox.id) \
-             WHERE id = ANY(ARRAY(SELECT (e->>'id')::bigint FROM jsonb_array_elements($1::jsonb) e))",
-            vec![
-                t(&serde_json::Value::from(rows).to_string()),
-                Bind::Int(batch),
-                Bind::Int(lease_until),
-            ],
-        )
-        .replanned())
-        .await?;
-        return Ok(true);
-    }
-    for m in kept.iter() {
-        tx.exec(&stmt(
-            "UPDATE outbox SET batch_head = $2, claimed_until = $3, event_number = $4 WHERE id = $1",
-            vec![
-                Bind::Int(m.outbox_id),
-                Bind::Int(batch),
-                Bind::Int(lease_until),
-                Bind::OptInt(m.event_number),
-            ],
-        ))
-        .await?;
-    }
-    Ok(true)
+    super::rows::stamp(tx, &stamps, lease_until).await
 }
 
 /// The event rows of the notification `c` heads, first row first, and the batch's id
-/// (its first row's). A head already stamped (a retry, or a claim after a crash) takes
-/// exactly its batch again; a new one takes the unstamped event rows behind it, up to
-/// `cap` in all. [`stamp`] marks them once consent has decided.
+/// (its first row's), from the rows `behind` its head (see [`super::rows::behind`]). A
+/// head already stamped (a retry, or a claim after a crash) takes exactly its batch
+/// again; a new one takes the unstamped event rows behind it, up to its cap. [`stamp`]
+/// marks them once consent has decided.
 async fn batch_rows<T: Tx>(
     tx: &mut T,
     c: &mut Claimed,
     stamped: Option<i64>,
-    cap: u32,
+    behind: Vec<Vec<Cell>>,
 ) -> Result<(Vec<Row>, i64), StoreError> {
     let head = Row {
         id: c.outbox_id,
@@ -341,37 +374,6 @@ async fn batch_rows<T: Tx>(
         number: c.event_number,
     };
     let batch = stamped.unwrap_or(head.id);
-    let behind = match stamped {
-        // Exactly the batch's rows: rows that committed after it was put together may
-        // lie between them.
-        Some(b) => {
-            tx.fetch_rows(&stmt(
-                "SELECT id, kind, event_seq, event_number, batch_head FROM outbox \
-                 WHERE state = 'pending' AND subscription_id = $1 AND id > $2 AND batch_head = $3 \
-                 ORDER BY id LIMIT $4",
-                vec![
-                    t(&c.subscription_id),
-                    Bind::Int(head.id),
-                    Bind::Int(b),
-                    Bind::Int(i64::from(MAX_EVENTS) - 1),
-                ],
-            ))
-            .await?
-        }
-        None if cap > 1 => {
-            tx.fetch_rows(&stmt(
-                "SELECT id, kind, event_seq, event_number, batch_head FROM outbox \
-                 WHERE state = 'pending' AND subscription_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-                vec![
-                    t(&c.subscription_id),
-                    Bind::Int(head.id),
-                    Bind::Int(i64::from(cap) - 1),
-                ],
-            ))
-            .await?
-        }
-        None => Vec::new(),
-    };
     let mut rows = vec![head];
     for r in behind {
         let joins = match stamped {
@@ -405,114 +407,3 @@ async fn batch_rows<T: Tx>(
     }
     Ok((rows, batch))
 }
-
-/// One delivery attempt's result.
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    pub at: i64,
-    pub http_status: Option<i64>,
-    pub latency_us: i64,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Next {
-    Delivered,
-    RetryAt(i64),
-    /// Given up: the row is dead-lettered and the subscription goes to `error`.
-    Dead(String),
-}
-
-/// The ledger entries of an attempt's outcome, one per event the notification carried
-/// (a heartbeat or handshake carries none). Made by the delivery worker, outside the
-/// transaction that [`finish`] writes them in.
-pub fn ledger(c: &Claimed, a: &Attempt, next: &Next) -> Result<Vec<disclosure::Entry>, StoreError> {
-    let effect = match (next, &a.error) {
-        (Next::Delivered, _) => Effect::Delivered,
-        (_, Some(e)) => Effect::Unacknowledged(e.clone()),
-        (_, None) => Effect::Unacknowledged("no answer".into()),
-    };
-    c.rows()
-        .into_iter()
-        .filter_map(|(_, d)| d)
-        .map(|d| disclosure::entry(d, &effect, a.at))
-        .collect()
-}
-
-/// Record an attempt (one row per event it carried) and what follows from it, with
-/// its ledger entries (from [`ledger`]). A delivered handshake makes the subscription
-/// `active`; a dead notification (handshake or not) puts it in `error`.
-pub async fn finish<T: Tx>(
-    tx: &mut T,
-    c: &Claimed,
-    a: &Attempt,
-    next: &Next,
-    ledger: &[disclosure::Entry],
-) -> Result<Option<&'static str>, StoreError> {
-    // The subscription's next notification may go now (or this one, later).
-    tx.mark_due();
-    let rows = c.rows();
-    let (state, next_attempt, done) = match next {
-        Next::Delivered => ("delivered", a.at, Some(a.at)),
-        Next::RetryAt(when) => ("pending", *when, None),
-        Next::Dead(_) => ("dead", a.at, Some(a.at)),
-    };
-    // Statements of fixed text: they stay prepared in the statement caches, where an
-    // IN list of literal ids would be parsed anew every time. Each statement is a round
-    // trip on PostgreSQL: there the rows go as one JSON list, matched by `id = ANY(...)`,
-    // and the update is planned at each run (`replanned`): on a small outbox it was
-    // seen planned as a scan with a filter, a plan PostgreSQL may keep as it grows. On
-    // SQLite one statement per row, which costs no trip and needs no statement journal.
-    let (selectors, insert, update) = if tx.round_trips() {
-        let ids: Vec<_> = rows
-            .iter()
-            .map(|(id, _)| serde_json::json!({"id": id}))
-            .collect();
-        let list = vec![t(&serde_json::Value::from(ids).to_string())];
-        (list, ATTEMPTS_LISTED, FINISH_LISTED)
-    } else {
-        let each = rows.iter().map(|(id, _)| Bind::Int(*id)).collect();
-        (each, ATTEMPT_ONE, FINISH_ONE)
-    };
-    for rows in selectors {
-        let attempt = vec![
-            rows.clone(),
-            t(&c.subscription_id),
-            Bind::Int(a.at),
-            Bind::OptInt(a.http_status),
-            Bind::Int(a.latency_us),
-            Bind::OptText(a.error.clone()),
-        ];
-        tx.exec(&stmt(insert, attempt)).await?;
-        let done = vec![rows, t(state), Bind::Int(next_attempt), Bind::OptInt(done)];
-        tx.exec(&stmt(update, done).replanned()).await?;
-    }
-    disclosure::Entry::write_all(tx, ledger).await?;
-    let new_status = match (next, c.kind.as_str()) {
-        (Next::Delivered, "handshake") => Some(("active", None)),
-        (Next::Dead(why), _) => Some(("error", Some(why.clone()))),
-        _ => None,
-    };
-    let Some((status, error)) = new_status else {
-        return Ok(None);
-    };
-    tx.exec(&stmt(
-        "UPDATE subscriptions SET status = $2, error = $3, updated = $4 WHERE id = $1 AND status <> 'off'",
-        vec![t(&c.subscription_id), t(status), Bind::OptText(error.clone()), Bind::Int(a.at)],
-    ))
-    .await?;
-    Ok(Some(status))
-}
-
-const ATTEMPT_ONE: &str = "INSERT INTO delivery_attempts \
-     (outbox_id, subscription_id, at, http_status, latency_us, error) VALUES ($1, $2, $3, $4, $5, $6)";
-const ATTEMPTS_LISTED: &str = "INSERT INTO delivery_attempts \
-     (outbox_id, subscription_id, at, http_status, latency_us, error) \
-     SELECT (e->>'id')::bigint, $2, $3, $4, $5, $6 FROM jsonb_array_elements($1::jsonb) e";
-const FINISH_ONE: &str =
-    "UPDATE outbox SET state = $2, attempts = attempts + 1, next_attempt = $3, \
-     claimed_until = NULL, done_at = $4 WHERE id = $1";
-const FINISH_LISTED: &str =
-    "UPDATE outbox SET state = $2, attempts = attempts + 1, next_attempt = $3, \
-     claimed_until = NULL, done_at = $4 \
-     WHERE id = ANY(ARRAY(SELECT (e->>'id')::bigint FROM jsonb_array_elements($1::jsonb) e))";
