@@ -34,7 +34,9 @@ pub async fn subscriptions<'a, T: Tx>(
     let ids: Vec<&str> = ids.collect();
     let mut rows = Vec::new();
     if ids.is_empty() {
-    } else if tx.round_trips() {
+        return Ok(HashMap::new());
+    }
+    if tx.round_trips() {
         let list = json!(ids).to_string();
         rows = tx
             .fetch_rows(&stmt(
@@ -167,7 +169,9 @@ pub async fn count_events<T: Tx>(
 ) -> Result<HashMap<String, i64>, StoreError> {
     let mut rows = Vec::new();
     if counts.is_empty() {
-    } else if tx.round_trips() {
+        return Ok(HashMap::new());
+    }
+    if tx.round_trips() {
         let list: Vec<_> = counts
             .iter()
             .map(|(id, k)| json!({"id": id, "k": k}))
