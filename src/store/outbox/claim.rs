@@ -318,18 +318,20 @@ async fn stamp<T: Tx>(
     lease_until: i64,
     now: i64,
 ) -> Result<(), StoreError> {
-    let fresh: Vec<(String, i64)> = notes
+    // Events of each notification sent for the first time: they take new numbers.
+    let fresh: Vec<i64> = notes
         .iter()
-        .map(|n| {
-            let k = n.kept.iter().filter(|m| m.event_number.is_none()).count() as i64;
-            (n.c.subscription_id.clone(), k)
-        })
-        .filter(|(_, k)| *k > 0)
+        .map(|n| n.kept.iter().filter(|m| m.event_number.is_none()).count() as i64)
         .collect();
-    let ends = super::rows::count_events(tx, &fresh, now).await?;
+    let counts: Vec<(String, i64)> = notes
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, k)| **k > 0)
+        .map(|(n, k)| (n.c.subscription_id.clone(), *k))
+        .collect();
+    let ends = super::rows::count_events(tx, &counts, now).await?;
     let mut stamps = Vec::new();
-    for n in notes.iter_mut() {
-        let k = n.kept.iter().filter(|m| m.event_number.is_none()).count() as i64;
+    for (n, &k) in notes.iter_mut().zip(&fresh) {
         let mut next = 0;
         if k > 0 {
             let Some(end) = ends.get(&n.c.subscription_id) else {
