@@ -6,7 +6,9 @@
 //!
 //! Each connection first admits its own visits (A01, not timed), then sends A08s for
 //! them in a closed loop (send, wait for the ACK, send the next), each with a new
-//! control id and a changed attending, so every A08 is a real stored update.
+//! control id and a changed attending, so every A08 is a real stored update. Control
+//! ids never repeat within a run, not even across rows: a repeated one is a resend,
+//! answered from the stored ACK without being applied (see [`seq`]).
 
 use std::time::{Duration, Instant};
 
@@ -115,16 +117,25 @@ async fn measure_store(name: &str, db_url: &str, args: &Hl7Args) -> anyhow::Resu
     let http = reqwest::Client::new();
     let server = Server::start(db_url, &[], &http).await?;
     let mut rows = Vec::new();
-    for &c in &args.connections {
-        // Admit every visit first (not timed), then a short warm-up.
-        admit(&server.mllp, c, args.visits).await?;
-        load(&server.mllp, c, args.visits, Duration::from_secs(1), 0).await?;
+    for (row, &c) in args.connections.iter().enumerate() {
+        // Admit every visit first (not timed), then a short warm-up. Each of a row's
+        // three phases has its own round, so no control id of an earlier row recurs.
+        let round = 3 * row;
+        admit(&server.mllp, c, args.visits, round).await?;
+        load(
+            &server.mllp,
+            c,
+            args.visits,
+            Duration::from_secs(1),
+            round + 1,
+        )
+        .await?;
         let (n, refused, mut lat, elapsed) = load(
             &server.mllp,
             c,
             args.visits,
             Duration::from_secs(args.seconds),
-            1,
+            round + 2,
         )
         .await?;
         lat.sort_unstable();
@@ -146,14 +157,22 @@ async fn measure_store(name: &str, db_url: &str, args: &Hl7Args) -> anyhow::Resu
     Ok(rows)
 }
 
-async fn admit(addr: &str, connections: usize, visits: usize) -> anyhow::Result<()> {
+/// The sequence number of the `n`th message of `round`: distinct for every (round, n)
+/// with n below 10,000,000, so no control id (`B{c}-{v}-{seq}`) repeats in a run.
+fn seq(round: usize, n: usize) -> usize {
+    round * 10_000_000 + n
+}
+
+async fn admit(addr: &str, connections: usize, visits: usize, round: usize) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for c in 0..connections {
         let addr = addr.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut client = Client::connect(&addr).await?;
             for v in 0..visits {
-                let ack = client.send(message("A01", c, v, 0).as_bytes()).await?;
+                let ack = client
+                    .send(message("A01", c, v, seq(round, 0)).as_bytes())
+                    .await?;
                 if ack_code(&ack) != Some("AA") {
                     anyhow::bail!("the admission was not accepted: {ack}");
                 }
@@ -186,8 +205,7 @@ async fn load(
             let mut n = 0usize;
             while start.elapsed() < length {
                 n += 1;
-                // Sequence numbers differ per round so no control id repeats.
-                let msg = message("A08", c, n % visits, round * 10_000_000 + n);
+                let msg = message("A08", c, n % visits, seq(round, n));
                 let t = Instant::now();
                 let ack = client.send(msg.as_bytes()).await?;
                 lat.push(t.elapsed().as_micros() as u64);
@@ -248,4 +266,35 @@ async fn echo_ceiling(connections: usize, args: &Hl7Args) -> anyhow::Result<Row>
         refused,
         rss_mb: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control_id(msg: &str) -> &str {
+        msg.split('\r').next().unwrap().split('|').nth(9).unwrap()
+    }
+
+    /// The rows of a run (1 then 8 connections) never send a control id twice: the
+    /// 8-connection row's first connection once resent every id of the 1-connection
+    /// row, and resends are answered without being applied.
+    #[test]
+    fn no_control_id_repeats_across_rows_or_phases() {
+        let mut seen = std::collections::HashSet::new();
+        for (row, connections) in [1usize, 8].into_iter().enumerate() {
+            for c in 0..connections {
+                for v in 0..3 {
+                    let m = message("A01", c, v, seq(3 * row, 0));
+                    assert!(seen.insert(control_id(&m).to_owned()));
+                }
+                for phase in 1..3 {
+                    for n in 1..20 {
+                        let m = message("A08", c, n % 3, seq(3 * row + phase, n));
+                        assert!(seen.insert(control_id(&m).to_owned()), "{}", control_id(&m));
+                    }
+                }
+            }
+        }
+    }
 }
