@@ -139,9 +139,12 @@ fn all_failed(e: &rusqlite::Error, n: usize) -> Vec<Reply> {
 }
 
 /// The jobs straight in the transaction, without savepoints. None when a job failed
-/// in a batch of several: the transaction was rolled back, and the jobs' spare copies
-/// are run again by [`guarded`]. A batch of one needs no second run: its failure
-/// rolls back only itself.
+/// after changing rows, in a batch of several: the transaction was rolled back, and
+/// the jobs' spare copies are run again by [`guarded`]. A batch of one needs no second
+/// run: its failure rolls back only itself. A job that fails before it changed a row
+/// (a resent HL7 message's receipt, a stale `If-Match`, a conditional create that
+/// matched twice: what is checked before anything is written) leaves the transaction
+/// as the jobs before it left it, so the batch goes on without it.
 fn unguarded(conn: &mut Connection, batch: &mut [Job], policies: &Policies) -> Option<Vec<Reply>> {
     if let Err(failed) = begin(conn, batch.len()) {
         return Some(failed);
@@ -149,8 +152,15 @@ fn unguarded(conn: &mut Connection, batch: &mut [Job], policies: &Policies) -> O
     let single = batch.len() == 1;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {
+        let changes = conn.total_changes();
         match execute_ops(conn, std::mem::take(&mut job.ops), policies) {
             (Ok(outcomes), due) => results.push((Ok(outcomes), due)),
+            // Nothing of this job to take back (SQLite counts every row a completed
+            // statement changed; a statement that failed took its own rows back), and
+            // the transaction is still open (an I/O error or a full disk ends it).
+            (Err(e), _) if conn.total_changes() == changes && !conn.is_autocommit() => {
+                results.push((Err(e), false));
+            }
             (Err(e), _) => {
                 // Also when SQLite has rolled back already (an I/O error, a full disk).
                 let _ = conn.execute_batch("ROLLBACK");

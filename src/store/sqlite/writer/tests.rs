@@ -1,5 +1,6 @@
 //! A batch's jobs fail alone: with or without a job that fails, each other job's
-//! writes commit and the failing job's writes (all of them) do not.
+//! writes commit and the failing job's writes (all of them) do not; a job that fails
+//! before changing a row does not make the batch run again.
 
 use rusqlite::Connection;
 use serde_json::json;
@@ -55,15 +56,16 @@ impl Db {
     }
 
     fn run(&mut self, jobs: Vec<Vec<WriteOp>>) -> Vec<bool> {
-        let mut batch: Vec<Job> = jobs.into_iter().map(job).collect();
+        self.run_jobs(jobs.into_iter().map(job).collect())
+    }
+
+    fn run_jobs(&mut self, mut batch: Vec<Job>) -> Vec<bool> {
         commit_batch(&mut self.conn, &mut batch, &self.policies)
             .into_iter()
-            .map(|(r, _)| match r {
+            .map(|(r, _)| match r.as_ref().map_err(StoreError::root) {
                 Ok(_) => true,
-                Err(StoreError::Entry { source, .. }) => {
-                    assert!(matches!(*source, StoreError::PreconditionFailed(_)));
-                    false
-                }
+                // The failures these tests provoke; any other is a bug.
+                Err(StoreError::PreconditionFailed(_) | StoreError::Lifecycle(_)) => false,
                 Err(e) => panic!("unexpected {e}"),
             })
             .collect()
@@ -113,4 +115,69 @@ async fn a_failing_job_takes_only_its_own_writes_back() {
     // Later batches commit as before (no transaction left open).
     assert_eq!(db.run(vec![vec![put("i", None)]]), [true]);
     assert_eq!(db.patients(), ["a", "b", "c", "f", "i"]);
+}
+
+fn encounter(id: &str, status: &str) -> WriteOp {
+    WriteOp::Update {
+        rtype: "Encounter".into(),
+        id: id.into(),
+        resource: json!({
+            "resourceType": "Encounter", "id": id, "status": status,
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+            "subject": {"reference": "Patient/a"},
+            "period": {"start": "2026-01-01T08:00:00Z", "end": "2026-01-02T08:00:00Z"}
+        }),
+        if_match: None,
+        full_url: None,
+    }
+}
+
+#[tokio::test]
+async fn a_job_failing_after_it_changed_rows_is_taken_back_alone() {
+    let mut db = Db::new().await;
+    assert_eq!(
+        db.run(vec![vec![put("a", None), encounter("x", "finished")]]),
+        [true]
+    );
+    // `d` is written, then the finished Encounter may not become in-progress (409,
+    // raised after the job changed rows): `d` goes, the jobs around it stay.
+    let ok = db.run(vec![
+        vec![put("c", None)],
+        vec![put("d", None), encounter("x", "in-progress")],
+        vec![put("f", None)],
+    ]);
+    assert_eq!(ok, [true, false, true]);
+    assert_eq!(db.patients(), ["a", "c", "f"]);
+}
+
+#[tokio::test]
+async fn a_job_failing_before_any_change_leaves_the_batch_running() {
+    let mut db = Db::new().await;
+    // Each job's spare copy (what a second, savepointed run would use) writes
+    // something else than its first: which patients exist tells which run committed.
+    let marked = |id: &str, spare: &str| {
+        let (reply, _rx) = oneshot::channel();
+        Job {
+            ops: vec![put(id, None)],
+            spare: vec![put(spare, None)],
+            reply,
+        }
+    };
+    let (reply, _rx) = oneshot::channel();
+    // A stale If-Match fails at planning, before the job writes anything.
+    let stale = Job::new(vec![put("q", Some(7))], reply);
+    assert_eq!(
+        db.run_jobs(vec![marked("p", "p2"), stale, marked("r", "r2")]),
+        [true, false, true]
+    );
+    assert_eq!(db.patients(), ["p", "r"], "the batch was run a second time");
+    // A job that did change rows still makes the batch run again, from the spares.
+    assert_eq!(db.run(vec![vec![encounter("x", "finished")]]), [true]);
+    let (reply, _rx) = oneshot::channel();
+    let changed_then_failed = Job::new(vec![put("s", None), encounter("x", "in-progress")], reply);
+    assert_eq!(
+        db.run_jobs(vec![marked("t", "t2"), changed_then_failed]),
+        [true, false]
+    );
+    assert_eq!(db.patients(), ["p", "r", "t2"]);
 }
