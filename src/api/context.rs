@@ -213,6 +213,28 @@ pub async fn resource_body(
     parse_resource(state, body, fmt).await
 }
 
+/// An operation's Parameters body, or Null when the body is empty; `op` names the
+/// operation in the error when the body is another resource.
+pub async fn parameters_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    op: &str,
+) -> Result<Value, ApiError> {
+    let body = read_body(req, payload, state.settings.max_body_bytes).await?;
+    if body.is_empty() {
+        return Ok(Value::Null);
+    }
+    let v = parse_resource(state, body, body_format(req)?).await?;
+    if v["resourceType"] != "Parameters" {
+        return Err(ApiError::bad_request(
+            IssueCode::Invalid,
+            format!("The body of {op} must be a Parameters resource"),
+        ));
+    }
+    Ok(v)
+}
+
 /// Parse and validate a resource body; large bodies are parsed on the blocking pool.
 pub async fn parse_resource(
     state: &AppState,

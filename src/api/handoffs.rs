@@ -10,11 +10,10 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::context::{body_format, parse_resource, read_body};
+use super::context::parameters_body;
 use super::error::ApiError;
 use super::rest::{check_id, ctx_or_return, outcome_response, State};
 use crate::fhir::outcome::IssueCode;
-use crate::startup::AppState;
 use crate::store::WriteOp;
 
 pub async fn accept(
@@ -46,7 +45,7 @@ async fn answer(
     let r = async {
         let id = path.into_inner();
         check_id(&id)?;
-        let params = parameters(&req, payload, &state).await?;
+        let params = parameters_body(&req, payload, &state, "$accept / $decline").await?;
         let reason =
             param(&params, "reason", "valueString").and_then(|v| v.as_str().map(str::to_owned));
         let owner = param(&params, "owner", "valueReference").cloned();
@@ -118,26 +117,6 @@ async fn answer(
     }
     .await;
     ctx.finish(r)
-}
-
-/// The body's Parameters (an empty body: none).
-async fn parameters(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-) -> Result<Value, ApiError> {
-    let body = read_body(req, payload, state.settings.max_body_bytes).await?;
-    if body.is_empty() {
-        return Ok(Value::Null);
-    }
-    let v = parse_resource(state, body, body_format(req)?).await?;
-    if v["resourceType"] != "Parameters" {
-        return Err(ApiError::bad_request(
-            IssueCode::Invalid,
-            "The body of $accept / $decline must be a Parameters resource",
-        ));
-    }
-    Ok(v)
 }
 
 fn param<'a>(params: &'a Value, name: &str, key: &str) -> Option<&'a Value> {

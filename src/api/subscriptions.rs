@@ -7,10 +7,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::Value;
 
 use super::access;
+use super::context::parameters_body;
 use super::error::ApiError;
 use super::rest::{ctx_or_return, State};
 use crate::auth::Caller;
-use crate::fhir::outcome::IssueCode;
+use crate::fhir::outcome::{Issue, IssueCode};
 use crate::fhir::search::params::is_read_only;
 use crate::notify::bundle::{self, Content, NotificationType, SubscriptionStatus};
 use crate::notify::davinci;
@@ -36,16 +37,91 @@ fn statuses(states: &[crate::store::outbox::SubState]) -> Vec<SubscriptionStatus
         .collect()
 }
 
-/// `GET|POST /fhir/Subscription/$status` and `/fhir/Subscription/{id}/$status`.
-pub async fn status(req: HttpRequest, state: State) -> HttpResponse {
+/// The statuses an R4 Subscription can have.
+const STATUSES: [&str; 4] = ["requested", "active", "error", "off"];
+
+/// An operation's input: the query's parameters, then those of a POSTed Parameters
+/// body (each a name and a primitive `value[x]`), in that order.
+fn operation_input(
+    query: &[(String, String)],
+    body: &Value,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut input = query.to_vec();
+    for (i, p) in body["parameter"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let name = p["name"].as_str().unwrap_or_default();
+        let value = p
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.starts_with("value")))
+            .map(|(_, v)| v);
+        let text = match value {
+            Some(Value::String(s)) => s.clone(),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+            _ => {
+                return Err(ApiError::invalid(vec![Issue::error(
+                    IssueCode::Invalid,
+                    format!("the parameter '{name}' needs a primitive value[x]"),
+                )
+                .at(format!("Parameters.parameter[{i}]"))]))
+            }
+        };
+        input.push((name.to_owned(), text));
+    }
+    Ok(input)
+}
+
+/// Values of a parameter given repeated or comma-separated (either means OR).
+fn values(v: &str) -> impl Iterator<Item = &str> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// `GET|POST /fhir/Subscription/$status` and `/fhir/Subscription/{id}/$status`. At
+/// the type level `id` and `status` (each 0..*, values ORed) narrow the answer; at the
+/// instance level the Backport IG has them ignored.
+pub async fn status(req: HttpRequest, payload: web::Payload, state: State) -> HttpResponse {
     let ctx = ctx_or_return!(req, state);
     let id = req.match_info().get("id").map(str::to_owned);
     let r = async {
+        let body = parameters_body(&req, payload, &state, "$status").await?;
+        let (mut ids, mut wanted) = (Vec::new(), Vec::new());
+        for (k, v) in operation_input(&ctx.query, &body)? {
+            match k.as_str() {
+                "id" => ids.extend(values(&v).map(str::to_owned)),
+                "status" => {
+                    for s in values(&v) {
+                        if !STATUSES.contains(&s) {
+                            return Err(ApiError::bad_request(
+                                IssueCode::Value,
+                                format!("status must be one of {}", STATUSES.join(", ")),
+                            ));
+                        }
+                        wanted.push(s.to_owned());
+                    }
+                }
+                "_format" | "_pretty" => {}
+                other => {
+                    return Err(ApiError::bad_request(
+                        IssueCode::NotSupported,
+                        format!("Unknown $status parameter '{other}'"),
+                    ))
+                }
+            }
+        }
         let mut states = state.store.subscription_states(id.as_deref()).await?;
         if let (Some(id), true) = (&id, states.is_empty()) {
             return Err(ApiError::not_found(format!(
                 "Subscription/{id} is not known"
             )));
+        }
+        if id.is_none() {
+            states.retain(|s| {
+                (ids.is_empty() || ids.contains(&s.id))
+                    && (wanted.is_empty() || wanted.contains(&s.status))
+            });
         }
         if let Some(r) = ctx.caller.as_deref().and_then(Caller::recipient) {
             let ids: Vec<String> = states
@@ -73,14 +149,21 @@ pub async fn status(req: HttpRequest, state: State) -> HttpResponse {
 }
 
 /// `GET|POST /fhir/Subscription/{id}/$events?eventsSinceNumber=&eventsUntilNumber=&content=`
-pub async fn events(req: HttpRequest, path: web::Path<String>, state: State) -> HttpResponse {
+/// (the parameters in the query or a POSTed Parameters body).
+pub async fn events(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: State,
+) -> HttpResponse {
     let ctx = ctx_or_return!(req, state);
     let r = async {
         let id = path.into_inner();
+        let body = parameters_body(&req, payload, &state, "$events").await?;
         let mut since = 1i64;
         let mut until = i64::MAX;
         let mut content = None;
-        for (k, v) in &ctx.query {
+        for (k, v) in &operation_input(&ctx.query, &body)? {
             let number = || {
                 v.parse::<i64>().map_err(|_| {
                     ApiError::bad_request(IssueCode::Value, format!("{k} must be a whole number"))

@@ -33,6 +33,7 @@ mod receiver;
 mod records;
 mod search;
 mod search_mechanics;
+mod subscription_ops;
 mod subscriptions;
 mod tls;
 mod xml;
