@@ -107,11 +107,8 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
             }
         }
     }
-    if let Some(r) = invalid_fhir(&mapped.resources) {
-        return Attempt::Done(refuse(ctx, msg, h, to, r, Some(&keys)).await);
-    }
-    let ack_text = ack::build(to, &msg.delims, Ok(()), now);
-    // What the message leaves as it is stored is not written again.
+    // What the message leaves as it is stored is not written again (nor validated
+    // again: it was when it was written).
     let mut resources: Vec<Value> = mapped
         .resources
         .into_iter()
@@ -119,6 +116,10 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
         .filter(|(r, current)| current.as_ref() != Some(r))
         .map(|(r, _)| r)
         .collect();
+    if let Some(r) = invalid_fhir(&resources) {
+        return Attempt::Done(refuse(ctx, msg, h, to, r, Some(&keys)).await);
+    }
+    let ack_text = ack::build(to, &msg.delims, Ok(()), now);
     name_what_was_written(&mut resources);
     // One lock order for every message (type, then id), so that concurrent messages
     // naming the same practitioners and places never deadlock on PostgreSQL.
