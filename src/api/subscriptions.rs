@@ -87,10 +87,11 @@ pub async fn status(req: HttpRequest, payload: web::Payload, state: State) -> Ht
     let id = req.match_info().get("id").map(str::to_owned);
     let r = async {
         let body = parameters_body(&req, payload, &state, "$status").await?;
-        let (mut ids, mut wanted) = (Vec::new(), Vec::new());
+        // The ids and statuses asked for (none: all).
+        let (mut asked_ids, mut asked_statuses) = (Vec::new(), Vec::new());
         for (k, v) in operation_input(&ctx.query, &body)? {
             match k.as_str() {
-                "id" => ids.extend(values(&v).map(str::to_owned)),
+                "id" => asked_ids.extend(values(&v).map(str::to_owned)),
                 "status" => {
                     for s in values(&v) {
                         if !STATUSES.contains(&s) {
@@ -99,7 +100,7 @@ pub async fn status(req: HttpRequest, payload: web::Payload, state: State) -> Ht
                                 format!("status must be one of {}", STATUSES.join(", ")),
                             ));
                         }
-                        wanted.push(s.to_owned());
+                        asked_statuses.push(s.to_owned());
                     }
                 }
                 "_format" | "_pretty" => {}
@@ -119,8 +120,8 @@ pub async fn status(req: HttpRequest, payload: web::Payload, state: State) -> Ht
         }
         if id.is_none() {
             states.retain(|s| {
-                (ids.is_empty() || ids.contains(&s.id))
-                    && (wanted.is_empty() || wanted.contains(&s.status))
+                (asked_ids.is_empty() || asked_ids.contains(&s.id))
+                    && (asked_statuses.is_empty() || asked_statuses.contains(&s.status))
             });
         }
         if let Some(r) = ctx.caller.as_deref().and_then(Caller::recipient) {
