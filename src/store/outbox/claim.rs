@@ -136,12 +136,13 @@ pub async fn claim<T: Tx>(
     // Returned in no particular order: claimed in id order, as picked.
     let mut heads: Vec<Head> = heads.into_iter().map(Head::from).collect();
     heads.sort_by_key(|h| h.id);
-    let subs = super::rows::subscriptions(tx, heads.iter().map(|h| h.sub.as_str())).await?;
+    let mut subs = super::rows::subscriptions(tx, heads.iter().map(|h| h.sub.as_str())).await?;
     let mut out = Vec::with_capacity(heads.len());
     // Event notifications, with their rows, decided once every row is known.
     let mut events = Vec::new();
     for h in heads {
-        let Some(s) = subs.get(&h.sub) else {
+        // Taken, not copied: each head is its subscription's only one in the claim.
+        let Some(s) = subs.remove(&h.sub) else {
             continue; // deleted meanwhile; `remove` marks its rows dead
         };
         let batch = h.batch;
@@ -271,7 +272,7 @@ impl From<Vec<Cell>> for Head {
 }
 
 impl Head {
-    fn claimed(self, s: &super::rows::Subscription) -> Claimed {
+    fn claimed(self, s: super::rows::Subscription) -> Claimed {
         Claimed {
             outbox_id: self.id,
             subscription_id: self.sub,
@@ -280,10 +281,10 @@ impl Head {
             event_number: self.number,
             webhook_id: self.webhook_id,
             attempts: self.attempts,
-            topic: s.topic.clone(),
-            status: s.status.clone(),
-            spec: s.spec.clone(),
-            secret: s.secret.clone(),
+            topic: s.topic,
+            status: s.status,
+            spec: s.spec,
+            secret: s.secret,
             events_since_start: s.events_since_start,
             disclosure: None,
             more: Vec::new(),

@@ -32,10 +32,10 @@ pub async fn subscriptions<'a, T: Tx>(
     ids: impl Iterator<Item = &'a str>,
 ) -> Result<HashMap<String, Subscription>, StoreError> {
     let ids: Vec<&str> = ids.collect();
-    let mut rows = Vec::new();
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
+    let mut rows = Vec::new();
     if tx.round_trips() {
         let list = json!(ids).to_string();
         rows = tx
@@ -48,14 +48,9 @@ pub async fn subscriptions<'a, T: Tx>(
             ))
             .await?;
     } else {
+        let one = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1");
         for id in ids {
-            rows.extend(
-                tx.fetch_rows(&stmt(
-                    &format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1"),
-                    vec![t(id)],
-                ))
-                .await?,
-            );
+            rows.extend(tx.fetch_rows(&stmt(&one, vec![t(id)])).await?);
         }
     }
     Ok(rows
@@ -167,10 +162,10 @@ pub async fn count_events<T: Tx>(
     counts: &[(String, i64)],
     now: i64,
 ) -> Result<HashMap<String, i64>, StoreError> {
-    let mut rows = Vec::new();
     if counts.is_empty() {
         return Ok(HashMap::new());
     }
+    let mut rows = Vec::new();
     if tx.round_trips() {
         let list: Vec<_> = counts
             .iter()
