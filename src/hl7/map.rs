@@ -213,7 +213,12 @@ pub fn map(
     let msh_type = format!("ADT^{}", h.event);
     resources.push(json!({
         "resourceType": "Provenance",
-        "id": stable_id("Provenance", &[&sender, &h.control_id]),
+        // Time-ordered (UUIDv7, as the server gives any created resource): each
+        // message's Provenance is new, and ids in the order they are made put a
+        // group commit's Provenance rows side by side in every B-tree keyed by id,
+        // not each on a page of its own (README "The Provenance's id"). A resend is
+        // told by its receipt, not by this id.
+        "id": crate::store::executor::new_id(),
         "target": targets,
         "recorded": now,
         "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0003", "code": h.event}]},

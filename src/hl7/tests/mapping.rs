@@ -97,6 +97,22 @@ fn the_admission_maps_per_the_ig() {
     assert_eq!(prov["target"].as_array().unwrap().len(), rs.len() - 1);
 }
 
+/// Provenance ids sort in the order the messages were mapped (so a group commit's
+/// Provenance rows share B-tree pages), and a message mapped again gets a new one.
+#[test]
+fn provenance_ids_follow_the_order_messages_are_mapped() {
+    let ids: Vec<String> = (0..50)
+        .map(|_| {
+            let rs = mapped("a08-v28-bom.hl7", None);
+            of(&rs, "Provenance")[0]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, ids, "ids neither distinct nor in the order made");
+}
+
 #[test]
 fn the_discharge_carries_end_disposition_and_destination() {
     let rs = mapped("a03-v251-crlf.hl7", None);
