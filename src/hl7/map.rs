@@ -216,8 +216,8 @@ pub fn map(
         // Time-ordered (UUIDv7, as the server gives any created resource): each
         // message's Provenance is new, and ids in the order they are made put a
         // group commit's Provenance rows side by side in every B-tree keyed by id,
-        // not each on a page of its own (README "The Provenance's id"). A resend is
-        // told by its receipt, not by this id.
+        // not each on a page of its own (README "The Provenance's id and the
+        // readers' page cache"). A resend is told by its receipt, not by this id.
         "id": crate::store::executor::new_id(),
         "target": targets,
         "recorded": now,

@@ -70,10 +70,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            // Small: a reader's cache is dropped whole whenever the WAL moved since
-            // its last read (every read under a steady write load), and dropping it
-            // walks its whole hash table; pages of the database file come from the
-            // memory map at no copy instead (README "Readers' page cache").
+            // Small (2 MB): a reader's cache is dropped whole whenever the WAL moved
+            // since its last read (every read under a steady write load), and dropping
+            // it walks a hash table sized by the most pages it ever held (README "The
+            // Provenance's id and the readers' page cache").
             .pragma("cache_size", "-2000");
         let reads = SqlitePoolOptions::new()
             .max_connections(settings.pool_size.max(1))
