@@ -74,6 +74,14 @@ fn operation_input(
     Ok(input)
 }
 
+/// The error for a parameter `op` does not take.
+fn unknown_parameter(op: &str, name: &str) -> ApiError {
+    ApiError::bad_request(
+        IssueCode::NotSupported,
+        format!("Unknown {op} parameter '{name}'"),
+    )
+}
+
 /// Values of a parameter given repeated or comma-separated (either means OR).
 fn values(v: &str) -> impl Iterator<Item = &str> {
     v.split(',').map(str::trim).filter(|s| !s.is_empty())
@@ -104,12 +112,7 @@ pub async fn status(req: HttpRequest, payload: web::Payload, state: State) -> Ht
                     }
                 }
                 "_format" | "_pretty" => {}
-                other => {
-                    return Err(ApiError::bad_request(
-                        IssueCode::NotSupported,
-                        format!("Unknown $status parameter '{other}'"),
-                    ))
-                }
+                other => return Err(unknown_parameter("$status", other)),
             }
         }
         let mut states = state.store.subscription_states(id.as_deref()).await?;
@@ -182,12 +185,7 @@ pub async fn events(
                     })?)
                 }
                 "_format" | "_pretty" => {}
-                other => {
-                    return Err(ApiError::bad_request(
-                        IssueCode::NotSupported,
-                        format!("Unknown $events parameter '{other}'"),
-                    ))
-                }
+                other => return Err(unknown_parameter("$events", other)),
             }
         }
         let states = state.store.subscription_states(Some(&id)).await?;
