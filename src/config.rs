@@ -86,6 +86,11 @@ pub struct Settings {
     /// How long a message's receipt (and its ACK) is kept to answer resends; older
     /// ones are pruned, and a resend after that is applied anew.
     pub hl7_receipt_retention_secs: u64,
+    /// How long a finished notification (delivered, or withheld by consent) and its
+    /// attempts are kept: `$events` recovers events this far back, and the delivery
+    /// log shows them. Dead-lettered and pending notifications are kept whatever their
+    /// age. 0 keeps everything for ever.
+    pub delivery_retention_secs: u64,
     /// Handoffs: deadlines per kind, escalation targets, the sweep (docs/accountability.md).
     pub handoffs: crate::handoffs::HandoffSettings,
     /// API clients and their bearer tokens' SHA-256 (src/auth.rs). None: the API is
@@ -130,6 +135,7 @@ impl Default for Settings {
             mllp_tls_client_ca_file: None,
             hl7_a08_window_secs: 60,
             hl7_receipt_retention_secs: 7 * 24 * 3600,
+            delivery_retention_secs: 30 * 24 * 3600,
             handoffs: Default::default(),
             clients: Vec::new(),
             open_api: false,

@@ -29,6 +29,7 @@ pub mod handoffs;
 pub mod hl7;
 pub mod notify;
 pub mod records;
+pub mod retention;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -203,11 +203,23 @@ impl Application {
             stop_rx.clone(),
         );
         // Message receipts (HL7 v2 and FHIR messages) are pruned even with MLLP off.
-        tokio::spawn(crate::hl7::apply::prune_receipts(
+        tokio::spawn(crate::retention::prune(
             store.clone(),
             Duration::from_secs(settings.hl7_receipt_retention_secs),
+            "message receipts",
+            |before, limit| store::WriteOp::PruneHl7 { before, limit },
             stop_rx.clone(),
         ));
+        // Finished notifications, unless kept for ever (0).
+        if settings.delivery_retention_secs > 0 {
+            tokio::spawn(crate::retention::prune(
+                store.clone(),
+                Duration::from_secs(settings.delivery_retention_secs),
+                "finished notifications",
+                |before, limit| store::WriteOp::Outbox(store::OutboxOp::Prune { before, limit }),
+                stop_rx.clone(),
+            ));
+        }
         let instance = uuid::Uuid::new_v4().to_string();
         let sweeper = match settings.handoffs.sweep_interval_secs {
             0 => None,

@@ -1,5 +1,5 @@
 //! The server-internal write ops, never built from a request: the notification
-//! outbox's work (claims, results, heartbeats, replay, released claims) and the handoff
+//! outbox's work (claims, results, heartbeats, replay, released claims, pruning) and the handoff
 //! deadline sweep. `executor::execute` runs them alone in their transaction.
 
 use super::executor::{write_server_version, Tx};
@@ -22,6 +22,9 @@ pub(super) async fn outbox_op<T: Tx>(tx: &mut T, op: OutboxOp) -> Result<WriteOu
         OutboxOp::Heartbeats { now } => {
             Ok(WriteOutcome::Queued(outbox::heartbeats(tx, now).await?))
         }
+        OutboxOp::Prune { before, limit } => Ok(WriteOutcome::Pruned(
+            outbox::prune(tx, before, limit).await?,
+        )),
         OutboxOp::Replay { subscription, now } => {
             tx.mark_due();
             let (n, changed) = outbox::replay(tx, subscription.as_deref(), now).await?;

@@ -152,6 +152,9 @@ pub enum OutboxOp {
     ReleaseClaims,
     /// Queue the heartbeats that are due.
     Heartbeats { now: i64 },
+    /// Forget up to `limit` notifications finished (delivered, or withheld by consent)
+    /// before `before`, and the attempts of notifications no longer kept.
+    Prune { before: i64, limit: i64 },
     Claim {
         now: i64,
         lease_until: i64,

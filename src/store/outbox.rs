@@ -296,6 +296,42 @@ pub async fn heartbeats<T: Tx>(tx: &mut T, now: i64) -> Result<usize, StoreError
 /// subscription in `error` is reactivated: `active` when its handshake once
 /// succeeded, else `requested` with a new handshake. Returns the rows requeued and
 /// the subscriptions whose status changed (for their resources).
+/// Forget notifications finished before `before`: delivered ones and those consent
+/// withheld (the disclosure ledger keeps what was sent or denied, as AuditEvents), at
+/// most `limit`, oldest first; then the attempts (up to `limit`) of notifications no
+/// longer kept. Kept whatever their age: dead-lettered notifications (an operator may
+/// replay them), the pending, and handshakes (replay tells by a delivered handshake
+/// whether a subscription goes back to `active`). The rows removed.
+///
+/// Both tables are scanned by id only as far as the first row of the period kept, so
+/// a pass over a large outbox reads the old rows, not the whole table (ids grow with
+/// time; on PostgreSQL nearly so, which is enough for a horizon of days). `state || ''`
+/// keeps SQLite's planner off the `outbox_pending` index, which would read every
+/// delivered row of every subscription.
+pub async fn prune<T: Tx>(tx: &mut T, before: i64, limit: i64) -> Result<usize, StoreError> {
+    let rows = tx
+        .fetch_rows(&stmt(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+               WHERE id < coalesce((SELECT id FROM outbox WHERE created >= $1 ORDER BY id LIMIT 1), \
+                 9223372036854775807) \
+               AND state || '' IN ('delivered', 'denied') AND kind <> 'handshake' AND done_at < $1 \
+               ORDER BY id LIMIT $2) RETURNING id",
+            vec![Bind::Int(before), Bind::Int(limit)],
+        ))
+        .await?;
+    let attempts = tx
+        .fetch_rows(&stmt(
+            "DELETE FROM delivery_attempts WHERE id IN (SELECT a.id FROM delivery_attempts a \
+               WHERE a.id < coalesce((SELECT id FROM delivery_attempts WHERE at >= $1 ORDER BY id LIMIT 1), \
+                 9223372036854775807) \
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = a.outbox_id) \
+               ORDER BY a.id LIMIT $2) RETURNING id",
+            vec![Bind::Int(before), Bind::Int(limit)],
+        ))
+        .await?;
+    Ok(rows.len() + attempts.len())
+}
+
 pub async fn replay<T: Tx>(
     tx: &mut T,
     subscription: Option<&str>,

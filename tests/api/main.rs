@@ -31,6 +31,7 @@ mod profiles;
 mod reads;
 mod receiver;
 mod records;
+mod retention;
 mod search;
 mod search_mechanics;
 mod subscription_ops;

@@ -33,22 +33,28 @@ impl Hit {
     }
     /// The event numbers it carries.
     pub fn event_numbers(&self) -> Vec<i64> {
-        self.json["entry"][0]["resource"]["parameter"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["name"] == "notification-event")
-            .filter_map(|p| {
-                p["part"]
-                    .as_array()?
-                    .iter()
-                    .find(|x| x["name"] == "event-number")?["valueString"]
-                    .as_str()?
-                    .parse()
-                    .ok()
-            })
-            .collect()
+        event_numbers(&self.json)
     }
+}
+
+/// The event numbers a notification (or `$events`) Bundle carries, in its first
+/// entry's status Parameters.
+pub fn event_numbers(bundle: &Value) -> Vec<i64> {
+    bundle["entry"][0]["resource"]["parameter"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == "notification-event")
+        .filter_map(|p| {
+            p["part"]
+                .as_array()?
+                .iter()
+                .find(|x| x["name"] == "event-number")?["valueString"]
+                .as_str()?
+                .parse()
+                .ok()
+        })
+        .collect()
 }
 
 /// A status Parameters' value for `name` (valueCode / valueString / valueCanonical).

@@ -79,6 +79,32 @@ pub async fn wait_status(app: &TestApp, id: &str, want: &str) -> Value {
     }
 }
 
+/// A subscription's delivery log (`/api/v1/subscriptions/{id}/deliveries`).
+pub async fn deliveries(app: &TestApp, id: &str) -> Value {
+    let (status, d) = app
+        .api(
+            reqwest::Method::GET,
+            &format!("subscriptions/{id}/deliveries"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{d}");
+    d
+}
+
+/// Replay a subscription's one dead notification; it is active again.
+pub async fn replay_one(app: &TestApp, id: &str) {
+    let (status, r) = app
+        .api(
+            reqwest::Method::POST,
+            &format!("subscriptions/{id}/replay"),
+            None,
+        )
+        .await;
+    assert_eq!((status, r["requeued"].as_u64()), (200, Some(1)), "{r}");
+    wait_status(app, id, "active").await;
+}
+
 pub fn discharged(patient: &str) -> Value {
     let mut e = encounter("finished", "Location/ward-1");
     e["subject"]["reference"] = json!(patient);
@@ -294,14 +320,7 @@ async fn a_4xx_dead_letters_and_errors_the_subscription(app: TestApp) {
     assert_eq!(param(&st["entry"][0]["resource"], "status"), "error");
 
     // Visible to an operator, who fixes the receiver and replays.
-    let (status, d) = app
-        .api(
-            reqwest::Method::GET,
-            &format!("subscriptions/{id}/deliveries"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{d}");
+    let d = deliveries(&app, &id).await;
     let dead = &d["notifications"][0];
     assert_eq!(
         (dead["kind"].as_str(), dead["state"].as_str()),
@@ -315,15 +334,7 @@ async fn a_4xx_dead_letters_and_errors_the_subscription(app: TestApp) {
         "the handshake's and the event's: {d}"
     );
     rx.answer(200, None);
-    let (status, r) = app
-        .api(
-            reqwest::Method::POST,
-            &format!("subscriptions/{id}/replay"),
-            None,
-        )
-        .await;
-    assert_eq!((status, r["requeued"].as_u64()), (200, Some(1)), "{r}");
-    wait_status(&app, &id, "active").await;
+    replay_one(&app, &id).await;
     let hits = rx
         .wait("the replayed delivery", |h| {
             h.iter()
