@@ -1,3 +1,6 @@
+//! Query plans that must hold however the tables grow. The delivery log finds each
+//! notification's last attempt by the `delivery_attempts_outbox` index (both stores).
+//!
 //! PostgreSQL plans the claim's head query as probes of the outbox's keys, however
 //! large the outbox has grown since its statistics were taken. Planned as a join (its
 //! `IN` form), it scanned the whole outbox at every claim once the table outgrew what
@@ -5,7 +8,7 @@
 //! "The claim's round trips"). Autovacuum is off on the CI machine, so the outbox here
 //! has never been analysed: the planner goes by its pages alone.
 
-use handoff::store::outbox::{pick_text, BEHIND_LISTED, STAMP_LISTED};
+use handoff::store::outbox::{pick_text, BEHIND_LISTED, SELECT_DELIVERIES, STAMP_LISTED};
 use handoff::store::postgres::{in_list, SKIP_LOCKED};
 
 use crate::helpers::{spawn, Backend};
@@ -105,4 +108,63 @@ async fn explain(c: &mut sqlx::PgConnection, statement: &str) -> String {
         .map(|(l,)| l)
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The delivery log's statement with its parameters written in.
+fn deliveries_query() -> String {
+    SELECT_DELIVERIES
+        .replace("$1", "'some-subscription'")
+        .replace("$2", "50")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_the_delivery_log_finds_last_attempts_by_key() {
+    let Some(app) = spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let path = app.sqlite_path().unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", deliveries_query()))
+        .unwrap();
+    let plan: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let attempts: Vec<&String> = plan.iter().filter(|l| l.contains(" a ")).collect();
+    assert!(
+        !attempts.is_empty()
+            && attempts
+                .iter()
+                .all(|l| l.contains("delivery_attempts_outbox")),
+        "the attempts are searched by their outbox row: {plan:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_delivery_log_finds_last_attempts_by_key() {
+    let Some(app) = spawn(Backend::Postgres).await else {
+        return;
+    };
+    let mut c = app.pg_connection().await;
+    // 20,000 attempts of other notifications, newer than any of this subscription's.
+    sqlx::query(
+        "INSERT INTO delivery_attempts (outbox_id, subscription_id, at, http_status, latency_us) \
+         SELECT g, 'other', g, 200, 1 FROM generate_series(1, 20000) g",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let plan: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN {}", deliveries_query()))
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    let plan: Vec<String> = plan.into_iter().map(|(l,)| l).collect();
+    let plan = plan.join("\n");
+    assert_eq!(
+        plan.matches("delivery_attempts_outbox").count(),
+        2,
+        "both subqueries search the attempts by their outbox row:\n{plan}"
+    );
 }

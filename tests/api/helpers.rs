@@ -224,6 +224,14 @@ impl TestApp {
         }
     }
 
+    /// The SQLite file of an SQLite app.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        match &self.cleanup {
+            Some(Cleanup::Dir(d)) => Some(d.join("handoff.db")),
+            _ => None,
+        }
+    }
+
     /// A connection of the test's own to this app's PostgreSQL schema.
     pub async fn pg_connection(&self) -> sqlx::PgConnection {
         use sqlx::Connection;
