@@ -291,11 +291,6 @@ pub async fn heartbeats<T: Tx>(tx: &mut T, now: i64) -> Result<usize, StoreError
     Ok(due.len())
 }
 
-/// Operator replay: dead notifications of one subscription (or all) are owed again,
-/// from now, with fresh attempts (same webhook ids, so receivers still dedupe). A
-/// subscription in `error` is reactivated: `active` when its handshake once
-/// succeeded, else `requested` with a new handshake. Returns the rows requeued and
-/// the subscriptions whose status changed (for their resources).
 /// Forget notifications finished before `before`: delivered ones and those consent
 /// withheld (the disclosure ledger keeps what was sent or denied, as AuditEvents), at
 /// most `limit`, oldest first; then the attempts (up to `limit`) of notifications no
@@ -332,6 +327,11 @@ pub async fn prune<T: Tx>(tx: &mut T, before: i64, limit: i64) -> Result<usize, 
     Ok(rows.len() + attempts.len())
 }
 
+/// Operator replay: dead notifications of one subscription (or all) are owed again,
+/// from now, with fresh attempts (same webhook ids, so receivers still dedupe). A
+/// subscription in `error` is reactivated: `active` when its handshake once
+/// succeeded, else `requested` with a new handshake. Returns the rows requeued and
+/// the subscriptions whose status changed (for their resources).
 pub async fn replay<T: Tx>(
     tx: &mut T,
     subscription: Option<&str>,
