@@ -42,7 +42,8 @@ pub async fn prune(
                     if n > 0 {
                         tracing::info!(rows = n, what, "pruned past retention");
                     }
-                    // A full batch (of either table, for notifications): there may be more.
+                    // A full batch's worth (for notifications, the rows and attempts
+                    // of one pass together): there may be more.
                     if (n as i64) < BATCH {
                         break;
                     }

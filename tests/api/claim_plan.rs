@@ -55,12 +55,7 @@ async fn postgres_the_claim_probes_the_outbox_by_key() {
     let pick = pick_text(&in_list, SKIP_LOCKED)
         .replace("$1", "2000000000000000000")
         .replace("$3", "32");
-    let plan: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN {pick}"))
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
-    let plan: Vec<String> = plan.into_iter().map(|(l,)| l).collect();
-    let plan = plan.join("\n");
+    let plan = explain(&mut c, &pick).await;
     assert!(
         !plan.contains("Seq Scan on outbox"),
         "the heads are looked up by key, not by reading the outbox:\n{plan}"
@@ -156,12 +151,7 @@ async fn postgres_the_delivery_log_finds_last_attempts_by_key() {
     .execute(&mut c)
     .await
     .unwrap();
-    let plan: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN {}", deliveries_query()))
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
-    let plan: Vec<String> = plan.into_iter().map(|(l,)| l).collect();
-    let plan = plan.join("\n");
+    let plan = explain(&mut c, &deliveries_query()).await;
     assert_eq!(
         plan.matches("delivery_attempts_outbox").count(),
         2,

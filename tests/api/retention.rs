@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::helpers::{spawn_with, Backend, TestApp};
-use crate::receiver::{event_numbers, param, Receiver};
+use crate::receiver::{event_numbers, Receiver};
 use crate::subscriptions::{
-    deliveries, discharged, replay_one, subscribe, subscription, wait_status,
+    deliveries, discharged, events_since_start, replay_one, subscribe, subscription, wait_status,
 };
 
 /// Long enough for the checks made before anything is pruned, on a slow machine.
@@ -122,14 +122,7 @@ async fn finished_notifications_are_forgotten(app: TestApp) {
         (vec![pair("handshake", "delivered")], 1),
         "the handshake and its attempt are kept"
     );
-    let st = app.search(&format!("Subscription/{kept}/$status")).await;
-    assert_eq!(
-        param(
-            &st["entry"][0]["resource"],
-            "events-since-subscription-start"
-        ),
-        "1"
-    );
+    assert_eq!(events_since_start(&app, &kept).await, "1");
 
     // The dead-lettered one is kept, with its attempt, and can still be replayed; the
     // kept handshake makes the subscription active again.

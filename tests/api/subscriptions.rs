@@ -79,6 +79,15 @@ pub async fn wait_status(app: &TestApp, id: &str, want: &str) -> Value {
     }
 }
 
+/// `events-since-subscription-start` as the subscription's `$status` reports it.
+pub async fn events_since_start(app: &TestApp, id: &str) -> String {
+    let st = app.search(&format!("Subscription/{id}/$status")).await;
+    param(
+        &st["entry"][0]["resource"],
+        "events-since-subscription-start",
+    )
+}
+
 /// A subscription's delivery log (`/api/v1/subscriptions/{id}/deliveries`).
 pub async fn deliveries(app: &TestApp, id: &str) -> Value {
     let (status, d) = app
@@ -443,14 +452,7 @@ async fn heartbeats_come_on_schedule(app: TestApp) {
             .event_numbers(),
         [1]
     );
-    let st = app.search(&format!("Subscription/{id}/$status")).await;
-    assert_eq!(
-        param(
-            &st["entry"][0]["resource"],
-            "events-since-subscription-start"
-        ),
-        "1"
-    );
+    assert_eq!(events_since_start(&app, &id).await, "1");
 }
 
 async fn switching_off_stops_notifications(app: TestApp) {
