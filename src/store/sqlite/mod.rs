@@ -10,6 +10,7 @@
 
 mod checkpoint;
 mod index_rows;
+pub mod walbuf;
 mod writer;
 
 use std::str::FromStr;

@@ -68,9 +68,12 @@ pub fn spawn(
     max_batch: usize,
     policies: Policies,
 ) -> Result<mpsc::Sender<Job>, StoreError> {
-    let conn = Connection::open_with_flags(
+    // The WAL's frames go out in one write per commit, not two per page (walbuf.rs).
+    super::walbuf::register().map_err(StoreError::Conflict)?;
+    let conn = Connection::open_with_flags_and_vfs(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        super::walbuf::NAME,
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
