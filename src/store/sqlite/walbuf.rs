@@ -1,13 +1,14 @@
-//! A VFS for the writer's connection that writes each commit's WAL frames with one
-//! system call instead of two per page.
+//! A VFS for the writer's connection that writes each commit's WAL frames with a
+//! few system calls instead of two per page.
 //!
 //! SQLite appends a WAL frame as two `pwrite`s, its 24-byte header and then the
 //! page, so a commit of 150 pages made 300 system calls before its fsync (strace of
 //! the writer thread; README, "One write per commit"). This VFS is the platform's
 //! default one with one difference: a WAL file's writes at consecutive offsets are
-//! gathered in memory and written as one, when SQLite syncs the WAL (every commit:
-//! the writer runs `synchronous=FULL`), reads a gathered range, changes or asks the
-//! file's size, or closes it, and when a write lands elsewhere. Every other file (the
+//! gathered in memory and written together (in pieces of [`CHUNK`]) when SQLite
+//! syncs the WAL (every commit: the writer runs `synchronous=FULL`), reads a
+//! gathered range, changes or asks the file's size, or closes it, and when a write
+//! lands elsewhere. Every other file (the
 //! database itself and its shared-memory index) is the default VFS's own object,
 //! opened in place, so its locks and memory map are exactly the default's.
 //!
@@ -206,7 +207,8 @@ fn count(asked: u64, passed: u64) {
     let _ = (asked, passed);
 }
 
-/// Write out what is gathered, with one call of the default VFS's `xWrite`.
+/// Write out what is gathered, with one call of the default VFS's `xWrite` per
+/// [`CHUNK`].
 unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
     let g = gather(file);
     let (off, bytes) = g.pending();
