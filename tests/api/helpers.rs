@@ -79,7 +79,15 @@ pub async fn spawn(backend: Backend) -> Option<TestApp> {
     spawn_with(backend, |_| {}).await
 }
 
+/// SQLite configured as the gateway's `main` configures it (its page cache included),
+/// before this test process's first use of SQLite: every test that touches SQLite
+/// calls this (through `spawn_with`) before anything else.
+pub fn configure_sqlite() {
+    handoff::store::sqlite::configure_process();
+}
+
 pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    configure_sqlite();
     let mut settings = Settings {
         http_addr: "127.0.0.1:0".into(),
         http_workers: 1,

@@ -5,12 +5,13 @@ use std::str::FromStr;
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
-use crate::helpers::{ids, spawn_with, Backend};
+use crate::helpers::{configure_sqlite, ids, spawn_with, Backend};
 
 /// SQLite 0002 rebuilds the search tables clustered by resource: rows written under
 /// 0001 must still be found, and an update must replace them, not add to them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_search_rows_survive_migration_0002() {
+    configure_sqlite();
     let dir = std::env::temp_dir().join(format!("handoff-mig-{}", uuid::Uuid::new_v4().simple()));
     let first_only = dir.join("migrations");
     std::fs::create_dir_all(&first_only).unwrap();
@@ -62,6 +63,7 @@ async fn sqlite_search_rows_survive_migration_0002() {
 /// sent under its webhook id, so the migration makes it a batch of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_rows_queued_before_batches_travel_alone() {
+    configure_sqlite();
     let dir = std::env::temp_dir().join(format!("handoff-mig-{}", uuid::Uuid::new_v4().simple()));
     let before = dir.join("migrations");
     std::fs::create_dir_all(&before).unwrap();
@@ -120,4 +122,12 @@ async fn sqlite_rows_queued_before_batches_travel_alone() {
         assert_eq!(batch, want, "{kind} row {id}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The suite's SQLite half runs on the page cache the gateway's `main` installs
+/// (pcache.rs), not on SQLite's default: what it tests is what runs.
+#[test]
+fn the_suite_runs_on_the_gateways_page_cache() {
+    configure_sqlite();
+    assert!(handoff::store::sqlite::pcache::installed());
 }

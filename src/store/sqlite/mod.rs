@@ -10,6 +10,7 @@
 
 mod checkpoint;
 mod index_rows;
+pub mod pcache;
 pub mod walbuf;
 mod writer;
 
@@ -25,23 +26,31 @@ use tokio::sync::{mpsc, oneshot};
 use super::sql;
 use super::{StoreError, StoreSettings, WriteOp, WriteOutcome};
 
-/// Turn SQLite's memory statistics off for this process. With them on (SQLite's
-/// default), every allocation SQLite makes takes one process-wide mutex, which the
-/// writer, the readers and the checkpointer share; nothing here reads the statistics.
-/// Call it first thing in `main`, before any thread uses SQLite: `sqlite3_config` is
-/// not thread-safe. Once SQLite is initialised it refuses (and nothing changes).
+/// Configure SQLite for this process: its memory statistics off (with them on, its
+/// default, every allocation SQLite makes takes one process-wide mutex, which the
+/// writer, the readers and the checkpointer share; nothing here reads them), and the
+/// page cache of pcache.rs in place of its own. Call it first thing in `main`, before
+/// any thread uses SQLite: `sqlite3_config` is not thread-safe, and once SQLite is
+/// initialised it refuses (then nothing changes, and SQLite runs on its defaults).
+/// Later calls do nothing.
 pub fn configure_process() {
-    // SAFETY: called before any other use of SQLite in the process (see above); the
-    // variadic argument is the int that SQLITE_CONFIG_MEMSTATUS takes.
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_config(
-            rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
-            0 as std::os::raw::c_int,
-        )
-    };
-    if rc != rusqlite::ffi::SQLITE_OK {
-        tracing::debug!(rc, "SQLite's memory statistics stay on");
-    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: called before any other use of SQLite in the process (see above);
+        // the variadic argument is the int that SQLITE_CONFIG_MEMSTATUS takes.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::os::raw::c_int,
+            )
+        };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            tracing::debug!(rc, "SQLite's memory statistics stay on");
+        }
+        if let Err(rc) = pcache::install() {
+            tracing::debug!(rc, "SQLite keeps its own page cache");
+        }
+    });
 }
 
 pub struct SqliteStore {
