@@ -74,7 +74,9 @@ pub(super) fn install() -> Result<(), c_int> {
             return Err(rc);
         }
         if INNER.set(Inner(inner)).is_err() {
-            return Ok(());
+            // A second install (configure_process runs it once): ours are in place
+            // already, and capturing them as "pcache1's" would loop.
+            return Err(ffi::SQLITE_MISUSE);
         }
         let ours = ffi::sqlite3_pcache_methods2 {
             iVersion: 1,
