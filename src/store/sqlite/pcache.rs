@@ -19,7 +19,7 @@
 //! rekeys inside one balance.
 
 use std::os::raw::{c_int, c_uint};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use rusqlite::ffi;
@@ -37,11 +37,14 @@ unsafe impl Send for Inner {}
 
 static INNER: OnceLock<Inner> = OnceLock::new();
 
-/// How many rekeys went through the temporary page (a figure for tests and curiosity).
-static MOVED: AtomicU64 = AtomicU64::new(0);
+/// How many rekeys went through the temporary page (tests only: they check that
+/// their workload made swaps).
+#[cfg(test)]
+static MOVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Rekeys that went through the temporary page since the process started.
-pub fn moved() -> u64 {
+#[cfg(test)]
+fn moved() -> u64 {
     MOVED.load(Ordering::Relaxed)
 }
 
@@ -186,6 +189,7 @@ unsafe extern "C" fn rekey(
     new: c_uint,
 ) {
     let c = cache(p);
+    #[cfg(test)]
     if new == c.temporary {
         MOVED.fetch_add(1, Ordering::Relaxed);
     }
