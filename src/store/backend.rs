@@ -58,7 +58,8 @@ macro_rules! row_helpers {
 }
 
 /// `impl Store` with the read side (read, vread, history, search, read_many) shared;
-/// the backend supplies `commit`, `ping` and `backend`, and `self.fetch(&Sql)`.
+/// the backend supplies `commit`, `ping` and `backend`, `self.fetch(&Sql)` and `self.fetch_counted(&page, &count)` (both from one
+/// snapshot, so a total never disagrees with its page).
 macro_rules! impl_store {
     ($store:ty, $pool:ident, { $($backend_specific:tt)* }) => {
         #[async_trait::async_trait]
@@ -96,10 +97,9 @@ macro_rules! impl_store {
                 q: &$crate::store::HistoryQuery,
             ) -> Result<$crate::store::Page, $crate::store::StoreError> {
                 use $crate::store::sql::history;
-                use sqlx::Row;
                 let (t, i) = (q.rtype.as_deref(), q.id.as_deref());
-                let rows = self.fetch(&history(t, i, q.since, Some((q.count, q.offset)))).await?;
-                let total: i64 = self.fetch(&history(t, i, q.since, None)).await?[0].try_get(0)?;
+                let page = history(t, i, q.since, Some((q.count, q.offset)));
+                let (rows, total) = self.fetch_counted(&page, &history(t, i, q.since, None)).await?;
                 let items = rows.iter().map(stored).collect::<Result<_, _>>()?;
                 Ok($crate::store::Page { items, total: total as u64 })
             }
@@ -108,9 +108,8 @@ macro_rules! impl_store {
                 &self,
                 q: &$crate::fhir::search::SearchQuery,
             ) -> Result<$crate::store::Page, $crate::store::StoreError> {
-                use sqlx::Row;
-                let rows = self.fetch(&$crate::store::sql::search(q)).await?;
-                let total: i64 = self.fetch(&$crate::store::sql::count(q)).await?[0].try_get(0)?;
+                use $crate::store::sql::{count, search};
+                let (rows, total) = self.fetch_counted(&search(q), &count(q)).await?;
                 let items = rows.iter().map(stored).collect::<Result<_, _>>()?;
                 Ok($crate::store::Page { items, total: total as u64 })
             }
@@ -171,9 +170,8 @@ macro_rules! impl_store {
                 q: &$crate::store::RecordQuery,
             ) -> Result<(Vec<String>, u64), $crate::store::StoreError> {
                 use sqlx::Row;
-                let rows = self.fetch(&$crate::store::records::list_records(q)).await?;
-                let total: i64 =
-                    self.fetch(&$crate::store::records::count_records(q)).await?[0].try_get(0)?;
+                use $crate::store::records::{count_records, list_records};
+                let (rows, total) = self.fetch_counted(&list_records(q), &count_records(q)).await?;
                 let bodies = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
                 Ok((bodies, total as u64))
             }

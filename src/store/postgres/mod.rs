@@ -88,6 +88,31 @@ impl PgStore {
             .await?)
     }
 
+    /// A page's rows and the total (the first column of `count`'s row) from one
+    /// snapshot: under READ COMMITTED each statement would take its own, and a commit
+    /// between them would make the total disagree with the page.
+    async fn fetch_counted(
+        &self,
+        page: &sql::Sql,
+        count: &sql::Sql,
+    ) -> Result<(Vec<PgRow>, i64), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let rows = bind_all(sqlx::query(&page.text), &page.binds)
+            .persistent(!page.replan)
+            .fetch_all(&mut *tx)
+            .await?;
+        let total = bind_all(sqlx::query(&count.text), &count.binds)
+            .persistent(!count.replan)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        tx.commit().await?;
+        Ok((rows, total))
+    }
+
     /// One transaction; the outcomes, and whether notifications became due.
     async fn commit_once(
         &self,

@@ -110,6 +110,27 @@ impl SqliteStore {
             .fetch_all(&self.reads)
             .await?)
     }
+
+    /// A page's rows and the total (the first column of `count`'s row) from one
+    /// snapshot: a read transaction, so a commit between the two statements cannot
+    /// make the total disagree with the page.
+    async fn fetch_counted(
+        &self,
+        page: &sql::Sql,
+        count: &sql::Sql,
+    ) -> Result<(Vec<SqliteRow>, i64), StoreError> {
+        use sqlx::Row;
+        let mut tx = self.reads.begin().await?;
+        let rows = bind_all(sqlx::query(&page.text), &page.binds)
+            .fetch_all(&mut *tx)
+            .await?;
+        let total = bind_all(sqlx::query(&count.text), &count.binds)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        tx.commit().await?;
+        Ok((rows, total))
+    }
 }
 
 row_helpers!(sqlx::Sqlite, SqliteRow);
