@@ -96,9 +96,9 @@ impl PgStore {
         page: &sql::Sql,
         count: &sql::Sql,
     ) -> Result<(Vec<PgRow>, i64), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await?;
         let rows = bind_all(sqlx::query(&page.text), &page.binds)
             .persistent(!page.replan)
