@@ -58,8 +58,9 @@ macro_rules! row_helpers {
 }
 
 /// `impl Store` with the read side (read, vread, history, search, read_many) shared;
-/// the backend supplies `commit`, `ping` and `backend`, `self.fetch(&Sql)` and `self.fetch_counted(&page, &count)` (both from one
-/// snapshot, so a total never disagrees with its page).
+/// the backend supplies `commit`, `ping` and `backend`, `self.fetch(&Sql)` and
+/// `self.fetch_counted(&page, &count)` (both from one snapshot, so a total never
+/// disagrees with its page).
 macro_rules! impl_store {
     ($store:ty, $pool:ident, { $($backend_specific:tt)* }) => {
         #[async_trait::async_trait]
