@@ -3,6 +3,7 @@
 //! updates and deletes; a total that agrees with its page while writes go on.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -361,18 +362,18 @@ async fn index_follows_updates_and_deletes(app: TestApp) {
 /// said 1 with no entry (seen in CI on a loaded machine).
 async fn totals_agree_with_their_pages(app: TestApp) {
     const N: usize = 120;
-    let done = std::sync::atomic::AtomicBool::new(false);
+    let done = AtomicBool::new(false);
     let write = async {
         for _ in 0..N {
             app.create(&crate::records::encounter("in-progress", "Location/ward-1"))
                 .await;
         }
-        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        done.store(true, Ordering::SeqCst);
     };
     let read = async {
         let mut checked = 0;
         loop {
-            let last = done.load(std::sync::atomic::Ordering::SeqCst);
+            let last = done.load(Ordering::SeqCst);
             for path in ["Encounter?_count=500", "Encounter/_history?_count=500"] {
                 let b = app.search(path).await;
                 let entries = b["entry"].as_array().map_or(0, Vec::len);
