@@ -14,7 +14,7 @@ use super::sql::Sql;
 use super::{
     guard, handoffs, internal, outbox, records, StoreError, StoredResource, WriteOp, WriteOutcome,
 };
-use crate::fhir::search::{dates, index_entries, IndexEntry, SearchQuery};
+use crate::fhir::search::{dates, stored_entries, IndexEntry, SearchQuery};
 use crate::handoffs::Policy;
 use plan::{plan, resource_type};
 
@@ -302,7 +302,7 @@ pub async fn execute<T: Tx>(
                     None
                 };
                 stamp(&mut resource, &id, version, now);
-                let index = index_entries(&rtype, &resource);
+                let index = stored_entries(&rtype, &resource);
                 let body = serde_json::to_string(&resource).expect("JSON values always serialise");
                 // Created here with a server-assigned id (not an update-as-create).
                 let server_assigned = created;
@@ -366,7 +366,7 @@ pub(super) async fn write_server_version<T: Tx>(
     existed: bool,
 ) -> Result<StoredResource, StoreError> {
     stamp(resource, id, version, now);
-    let index = index_entries(rtype, resource);
+    let index = stored_entries(rtype, resource);
     let body = serde_json::to_string(&*resource).expect("JSON values always serialise");
     let stored = StoredResource {
         rtype: rtype.to_owned(),
@@ -387,7 +387,7 @@ pub fn prepare_new(mut resource: Value, now: i64) -> Result<Prepared, StoreError
     let rtype = resource_type(&resource)?;
     let id = new_id();
     stamp(&mut resource, &id, 1, now);
-    let index = index_entries(&rtype, &resource);
+    let index = stored_entries(&rtype, &resource);
     let body = serde_json::to_string(&resource).expect("JSON values always serialise");
     let stored = StoredResource {
         rtype,

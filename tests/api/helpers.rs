@@ -252,6 +252,27 @@ impl TestApp {
         c
     }
 
+    /// The parameters of `rtype/id`'s rows in `search_ref`, sorted (read straight from
+    /// the store: what the index holds, not what a search answers).
+    pub async fn ref_rows(&self, rtype: &str, id: &str) -> Vec<String> {
+        const SQL: &str =
+            "SELECT param FROM search_ref WHERE rtype = $1 AND rid = $2 ORDER BY param";
+        match self.sqlite_path() {
+            Some(path) => {
+                let c = rusqlite::Connection::open(path).unwrap();
+                let mut stmt = c.prepare(SQL).unwrap();
+                let rows = stmt.query_map([rtype, id], |r| r.get(0)).unwrap();
+                rows.map(Result::unwrap).collect()
+            }
+            None => sqlx::query_scalar(SQL)
+                .bind(rtype)
+                .bind(id)
+                .fetch_all(&mut self.pg_connection().await)
+                .await
+                .unwrap(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.base, path.trim_start_matches('/'))
     }

@@ -11,6 +11,7 @@ test_both!(
     referral_search_parameters,
     encounter_and_task_parameters,
     consent_careplan_and_directory_parameters,
+    typed_parameters_read_their_twins_rows,
 );
 
 pub async fn seed_people(app: &TestApp) -> (String, String, String) {
@@ -394,4 +395,87 @@ async fn consent_careplan_and_directory_parameters(app: TestApp) {
         ids(&app.search("Practitioner?given=ada").await),
         vec![dr.clone()]
     );
+}
+
+/// `patient` (the subject where it is a Patient) and Encounter's `practitioner` (the
+/// participant where it is a Practitioner) keep no index rows of their own: they are
+/// searched in `subject`'s and `participant`'s rows, and still match only references
+/// of their types, also where another type's resource has the same id.
+async fn typed_parameters_read_their_twins_rows(app: TestApp) {
+    let enc = |subject: &str, who: &str| {
+        json!({"resourceType": "Encounter", "status": "in-progress",
+            "period": {"start": "2026-11-10T08:00:00Z"},
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IMP"},
+            "subject": {"reference": subject},
+            "participant": [{"individual": {"reference": who}}]})
+    };
+    let patients = s(&app.create(&enc("Patient/same", "Practitioner/same")).await["id"]);
+    let groups = s(&app
+        .create(&enc("Group/same", "PractitionerRole/same"))
+        .await["id"]);
+    assert_eq!(
+        app.ref_rows("Encounter", &patients).await,
+        ["participant", "subject"],
+        "one row per reference"
+    );
+    let a = &app;
+    let found = move |q: &'static str| async move { ids(&a.search(q).await) };
+    assert_eq!(found("Encounter?patient=same").await, [patients.clone()]);
+    assert_eq!(
+        found("Encounter?patient=Patient/same").await,
+        [patients.clone()]
+    );
+    assert_eq!(
+        found("Encounter?patient:Patient=same").await,
+        [patients.clone()]
+    );
+    assert_eq!(
+        found("Encounter?practitioner=same").await,
+        [patients.clone()]
+    );
+    assert_eq!(
+        found("Encounter?subject=Group/same").await,
+        [groups.clone()]
+    );
+    let mut both = found("Encounter?participant=same").await;
+    both.sort();
+    let mut expected = vec![patients.clone(), groups.clone()];
+    expected.sort();
+    assert_eq!(both, expected);
+    let wrong_type = app
+        .get("Encounter?practitioner=PractitionerRole/same")
+        .await;
+    assert_eq!(wrong_type.status(), 400);
+    // `_include` of a typed parameter brings only its type's resources.
+    app.put_json(
+        "Practitioner/same",
+        &json!({"resourceType": "Practitioner", "id": "same", "name": [{"family": "Okafor"}]}),
+    )
+    .await;
+    let b = app
+        .search(&format!(
+            "Encounter?_id={patients},{groups}&_include=Encounter:practitioner"
+        ))
+        .await;
+    let included: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["search"]["mode"] == "include")
+        .map(|e| e["fullUrl"].as_str().unwrap())
+        .collect();
+    assert_eq!(included.len(), 1, "{b}");
+    assert!(included[0].ends_with("Practitioner/same"), "{b}");
+    // A Task's `patient` is its `for`, read in `subject`'s rows.
+    let task = app
+        .create(
+            &json!({"resourceType": "Task", "status": "requested", "intent": "order",
+            "for": {"reference": "Patient/same"}}),
+        )
+        .await;
+    assert_eq!(
+        app.ref_rows("Task", task["id"].as_str().unwrap()).await,
+        ["subject"]
+    );
+    assert_eq!(found("Task?patient=same").await, [s(&task["id"])]);
 }

@@ -28,6 +28,13 @@ pub struct ParamDef {
     /// `.where(resolve() is X)` (every `patient`: the subject *where it is a
     /// Patient*). Other reference parameters hold whatever the element refers to.
     pub typed: bool,
+    /// A typed parameter whose element another (untyped) parameter of the type already
+    /// indexes (`patient` and `subject`): it has no rows of its own. Searches on it
+    /// read that parameter's rows, whose targets of this parameter's types are exactly
+    /// the rows it would have (every value it accepts is such a target; see
+    /// [`ParamDef::rows_of`]). One reference, one index row: an A08 that changes the
+    /// attending rewrote two entries in `search_ref`'s value index, one per name.
+    pub stored_as: Option<&'static str>,
 }
 
 impl ParamDef {
@@ -38,6 +45,12 @@ impl ParamDef {
                 .split_once('/')
                 .is_some_and(|(t, _)| self.targets.contains(&t))
     }
+
+    /// The parameter whose index rows serve this one: itself, or the one it is
+    /// [`stored_as`](ParamDef::stored_as).
+    pub fn rows_of(&self) -> &'static str {
+        self.stored_as.unwrap_or(self.name)
+    }
 }
 
 const fn p(name: &'static str, kind: ParamKind, paths: &'static [&'static str]) -> ParamDef {
@@ -47,6 +60,7 @@ const fn p(name: &'static str, kind: ParamKind, paths: &'static [&'static str]) 
         paths,
         targets: &[],
         typed: false,
+        stored_as: None,
     }
 }
 const fn r(
@@ -60,6 +74,7 @@ const fn r(
         paths,
         targets,
         typed: false,
+        stored_as: None,
     }
 }
 /// A reference parameter that keeps only references of its target types (`typed`).
@@ -70,6 +85,18 @@ const fn typed(
 ) -> ParamDef {
     let mut def = r(name, paths, targets);
     def.typed = true;
+    def
+}
+/// A typed parameter over the element of the untyped parameter `of` (same paths):
+/// searched in `of`'s rows, none of its own ([`ParamDef::stored_as`]).
+const fn typed_of(
+    name: &'static str,
+    of: &'static str,
+    paths: &'static [&'static str],
+    targets: &'static [&'static str],
+) -> ParamDef {
+    let mut def = typed(name, paths, targets);
+    def.stored_as = Some(of);
     def
 }
 
@@ -91,7 +118,7 @@ static CAREPLAN: &[ParamDef] = &[
     p("category", Token, &["category"]),
     p("date", Date, &["period"]),
     r("subject", &["subject"], &["Patient", "Group"]),
-    typed("patient", &["subject"], &["Patient"]),
+    typed_of("patient", "subject", &["subject"], &["Patient"]),
     r("encounter", &["encounter"], &["Encounter"]),
     r("care-team", &["careTeam"], &["CareTeam"]),
     r("performer", &["activity.detail.performer"], PARTY),
@@ -116,7 +143,7 @@ static SERVICEREQUEST: &[ParamDef] = &[
         &["subject"],
         &["Patient", "Group", "Location", "Device"],
     ),
-    typed("patient", &["subject"], &["Patient"]),
+    typed_of("patient", "subject", &["subject"], &["Patient"]),
     r("encounter", &["encounter"], &["Encounter"]),
     r("requester", &["requester"], PARTY),
     r("performer", &["performer"], PARTY),
@@ -148,7 +175,7 @@ static ENCOUNTER: &[ParamDef] = &[
     p("type", Token, &["type"]),
     p("date", Date, &["period"]),
     r("subject", &["subject"], &["Patient", "Group"]),
-    typed("patient", &["subject"], &["Patient"]),
+    typed_of("patient", "subject", &["subject"], &["Patient"]),
     r("location", &["location.location"], &["Location"]),
     r("service-provider", &["serviceProvider"], &["Organization"]),
     r(
@@ -156,8 +183,9 @@ static ENCOUNTER: &[ParamDef] = &[
         &["participant.individual"],
         &["Practitioner", "PractitionerRole", "RelatedPerson"],
     ),
-    typed(
+    typed_of(
         "practitioner",
+        "participant",
         &["participant.individual"],
         &["Practitioner"],
     ),
@@ -178,7 +206,7 @@ static TASK: &[ParamDef] = &[
     // Not an R4 parameter: the handoff deadline (docs/accountability.md).
     p("deadline", Date, &["restriction.period.end"]),
     r("subject", &["for"], &["Patient", "Group"]),
-    typed("patient", &["for"], &["Patient"]),
+    typed_of("patient", "subject", &["for"], &["Patient"]),
     r(
         "focus",
         &["focus"],
@@ -276,7 +304,7 @@ static CONDITION: &[ParamDef] = &[
     p("code", Token, &["code"]),
     p("onset-date", Date, &["onsetDateTime", "onsetPeriod"]),
     r("subject", &["subject"], &["Patient", "Group"]),
-    typed("patient", &["subject"], &["Patient"]),
+    typed_of("patient", "subject", &["subject"], &["Patient"]),
     r("encounter", &["encounter"], &["Encounter"]),
 ];
 
@@ -373,10 +401,26 @@ pub struct IndexEntry {
     pub value: IndexValue,
 }
 
-/// Every index row for one resource version.
+/// Every parameter's entries for one resource version, those [`stored_as`] another's
+/// included (what `_include` and the patient compartment read).
+///
+/// [`stored_as`]: ParamDef::stored_as
 pub fn index_entries(rtype: &str, resource: &Value) -> Vec<IndexEntry> {
+    entries(rtype, resource, true)
+}
+
+/// The index rows stored for one resource version: [`index_entries`] without the
+/// parameters searched in another's rows.
+pub fn stored_entries(rtype: &str, resource: &Value) -> Vec<IndexEntry> {
+    entries(rtype, resource, false)
+}
+
+fn entries(rtype: &str, resource: &Value, all: bool) -> Vec<IndexEntry> {
     let mut out = Vec::new();
-    for def in params_for(rtype) {
+    for def in params_for(rtype)
+        .iter()
+        .filter(|d| all || d.stored_as.is_none())
+    {
         for path in def.paths {
             let mut leaves = Vec::new();
             collect(resource, path, &mut leaves);

@@ -211,8 +211,11 @@ pub fn parse(
                     }
                 }
                 if !any_of.is_empty() {
+                    // In the rows that serve it: a typed parameter with none of its
+                    // own is matched in its untyped twin's (every value parsed above
+                    // is a target of its types).
                     q.filters.push(Filter {
-                        param: def.name,
+                        param: def.rows_of(),
                         any_of,
                     });
                 }
@@ -438,6 +441,8 @@ mod tests {
             }]
         );
         assert_eq!(q.filters[1].any_of.len(), 2);
+        // `patient` is matched in `subject`'s rows (it keeps none of its own).
+        assert_eq!(q.filters[0].param, "subject");
     }
 
     #[test]

@@ -87,3 +87,55 @@ fn local_and_urn_references_are_not_indexed() {
     assert_eq!(normalize_reference("urn:uuid:1234"), None);
     assert_eq!(normalize_reference("Patient/1"), Some("Patient/1".into()));
 }
+
+#[test]
+fn a_parameter_stored_as_another_is_that_ones_element_narrowed() {
+    let mut twins = 0;
+    for (rtype, defs) in SUPPORTED {
+        for d in defs.iter().filter(|d| d.stored_as.is_some()) {
+            let twin = lookup(rtype, d.rows_of()).expect("the twin is a parameter of the type");
+            assert!(
+                d.typed && !twin.typed && twin.stored_as.is_none(),
+                "{rtype} {}",
+                d.name
+            );
+            assert_eq!(
+                (d.kind, twin.kind),
+                (ParamKind::Reference, ParamKind::Reference)
+            );
+            assert_eq!(d.paths, twin.paths, "{rtype} {}", d.name);
+            assert!(
+                d.targets.iter().all(|t| twin.targets.contains(t)),
+                "{rtype} {}",
+                d.name
+            );
+            twins += 1;
+        }
+    }
+    assert_eq!(twins, 6);
+}
+
+#[test]
+fn stored_entries_leave_out_what_a_twin_holds() {
+    let enc = json!({"resourceType": "Encounter", "status": "finished",
+        "subject": {"reference": "Patient/p1"},
+        "participant": [{"individual": {"reference": "Practitioner/d1"}}]});
+    let params = |e: Vec<IndexEntry>| e.into_iter().map(|e| e.param).collect::<Vec<_>>();
+    assert_eq!(
+        params(index_entries("Encounter", &enc)),
+        [
+            "status",
+            "subject",
+            "patient",
+            "participant",
+            "practitioner"
+        ]
+    );
+    assert_eq!(
+        params(stored_entries("Encounter", &enc)),
+        ["status", "subject", "participant"]
+    );
+    // Consent's `patient` has no twin: it keeps its rows.
+    let consent = json!({"resourceType": "Consent", "patient": {"reference": "Patient/p1"}});
+    assert_eq!(params(stored_entries("Consent", &consent)), ["patient"]);
+}
