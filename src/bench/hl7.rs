@@ -9,7 +9,16 @@
 //! control id and a changed attending, so every A08 is a real stored update. Control
 //! ids never repeat within a run, not even across rows: a repeated one is a resend,
 //! answered from the stored ACK without being applied (see [`seq`]).
+//!
+//! Two workloads, each on a fresh store: the attendings drawn in turn from a staff of
+//! `--staff` per sending facility (as a hospital's feed names its own physicians), and
+//! a never-seen attending in every A08 (each message adds a Practitioner at a random
+//! place in every index it is in: the store grows by one per message, and the rate
+//! falls as it does). Each row also prints its A08s per second of the run, second by
+//! second, which shows that fall.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -34,6 +43,10 @@ pub struct Hl7Args {
     /// PostgreSQL to measure (a schema is created for the run); "none" to skip.
     #[arg(long, default_value = DEFAULT_POSTGRES_URL)]
     pub postgres_url: String,
+    /// Attendings per sending facility that the first workload's A08s name in turn
+    /// (the second names a new one in every message); 0 leaves the first out.
+    #[arg(long, default_value_t = 300)]
+    pub staff: usize,
     /// The stores to measure, of sqlite and postgres (the echo ceiling always runs).
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres", value_parser = ["sqlite", "postgres"])]
     pub stores: Vec<String>,
@@ -49,14 +62,41 @@ struct Row {
     rss_mb: Option<f64>,
 }
 
-/// An ADT message for connection `c`, visit `v`, sequence `n`.
-pub fn message(event: &str, c: usize, v: usize, n: usize) -> String {
+/// Who attends in the A08s of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attending {
+    /// One of a staff of this many, in turn.
+    Staff(usize),
+    /// A practitioner never named before, in every message.
+    New,
+}
+
+impl Attending {
+    fn label(self) -> String {
+        match self {
+            Attending::Staff(n) => format!("staff of {n}"),
+            Attending::New => "a new attending each".into(),
+        }
+    }
+
+    /// The attending's number in the `n`th message (`seq`: its unique sequence).
+    fn of(self, n: usize, seq: usize) -> usize {
+        match self {
+            Attending::Staff(staff) => n % staff,
+            Attending::New => seq,
+        }
+    }
+}
+
+/// An ADT message for connection `c`, visit `v`, control id sequence `n`, naming
+/// attending `att`.
+pub fn message(event: &str, c: usize, v: usize, n: usize, att: usize) -> String {
     format!(
         "MSH|^~\\&|BENCH|HOSP{c}|HANDOFF|HANDOFF|20261123083000||ADT^{event}|B{c}-{v}-{n}|P|2.5.1\r\
          EVN|{event}|20261123083000\r\
          PID|1||MRN{c}x{v}^^^HOSP^MR||DOE^JANE||19650412|F\r\
          PD1|||CLINIC|GP{c}^SMITH^ALICE^^^DR^^^NPI\r\
-         PV1|1|I|4WEST^401^A^HOSP||||ATT{n}^JONES^ROBERT^^^DR||||||||||||V{c}x{v}^^^HOSP^VN|||||||||||||||||||||||||20261123080000\r"
+         PV1|1|I|4WEST^401^A^HOSP||||ATT{att}^JONES^ROBERT^^^DR||||||||||||V{c}x{v}^^^HOSP^VN|||||||||||||||||||||||||20261123080000\r"
     )
 }
 
@@ -71,17 +111,23 @@ pub async fn run(args: Hl7Args) -> anyhow::Result<()> {
     for &c in &args.connections {
         rows.push(echo_ceiling(c, &args).await?);
     }
-    let sqlite_url = format!("sqlite:{}", dir.join("bench.db").display());
     let measured = |store: &str| args.stores.iter().any(|s| s == store);
-    if measured("sqlite") {
-        rows.extend(measure_store("sqlite", &sqlite_url, &args).await?);
+    let mut workloads = vec![Attending::New];
+    if args.staff > 0 {
+        workloads.insert(0, Attending::Staff(args.staff));
     }
-    if measured("postgres") && args.postgres_url != "none" {
-        let schema = format!("bench_hl7_{}", std::process::id());
-        let url = pg_url_with_schema(&args.postgres_url, &schema);
-        match measure_store("postgres", &url, &args).await {
-            Ok(r) => rows.extend(r),
-            Err(e) => println!("postgres: not measured ({e:#})"),
+    for (w, &attending) in workloads.iter().enumerate() {
+        if measured("sqlite") {
+            let url = format!("sqlite:{}", dir.join(format!("bench-{w}.db")).display());
+            rows.extend(measure_store("sqlite", &url, &args, attending).await?);
+        }
+        if measured("postgres") && args.postgres_url != "none" {
+            let schema = format!("bench_hl7_{}", std::process::id());
+            let url = pg_url_with_schema(&args.postgres_url, &schema);
+            match measure_store("postgres", &url, &args, attending).await {
+                Ok(r) => rows.extend(r),
+                Err(e) => println!("postgres: not measured ({e:#})"),
+            }
         }
     }
     println!();
@@ -109,7 +155,12 @@ pub async fn run(args: Hl7Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure_store(name: &str, db_url: &str, args: &Hl7Args) -> anyhow::Result<Vec<Row>> {
+async fn measure_store(
+    name: &str,
+    db_url: &str,
+    args: &Hl7Args,
+    attending: Attending,
+) -> anyhow::Result<Vec<Row>> {
     let schema = db_url.rsplit("%3D").next().unwrap_or("public").to_owned();
     if name == "postgres" {
         pg_reset_schema(&args.postgres_url, &schema, true).await?;
@@ -122,31 +173,33 @@ async fn measure_store(name: &str, db_url: &str, args: &Hl7Args) -> anyhow::Resu
         // three phases has its own round, so no control id of an earlier row recurs.
         let round = 3 * row;
         admit(&server.mllp, c, args.visits, round).await?;
-        load(
-            &server.mllp,
-            c,
-            args.visits,
-            Duration::from_secs(1),
-            round + 1,
-        )
-        .await?;
-        let (n, refused, mut lat, elapsed) = load(
-            &server.mllp,
-            c,
-            args.visits,
-            Duration::from_secs(args.seconds),
-            round + 2,
-        )
-        .await?;
-        lat.sort_unstable();
-        println!("{name} x{c}: {n} A08 ACKed, {refused} not AA");
-        rows.push(Row {
-            what: name.to_owned(),
+        let phase = |length, round| Load {
+            addr: &server.mllp,
             connections: c,
-            rate: n as f64 / elapsed.as_secs_f64(),
+            visits: args.visits,
+            length,
+            round,
+            attending,
+        };
+        phase(Duration::from_secs(1), round + 1).run().await?;
+        let done = phase(Duration::from_secs(args.seconds), round + 2)
+            .run()
+            .await?;
+        let mut lat = done.latencies;
+        lat.sort_unstable();
+        let what = format!("{name}, {}", attending.label());
+        println!(
+            "{what} x{c}: {} A08 ACKed, {} not AA",
+            done.ok, done.refused
+        );
+        println!("  A08s ACKed in each second: {:?}", done.per_second);
+        rows.push(Row {
+            what,
+            connections: c,
+            rate: done.ok as f64 / done.elapsed.as_secs_f64(),
             p50_ms: pct(&lat, 0.50) as f64 / 1000.0,
             p99_ms: pct(&lat, 0.99) as f64 / 1000.0,
-            refused,
+            refused: done.refused,
             rss_mb: peak_rss_kb(server.pid).map(|k| k as f64 / 1024.0),
         });
     }
@@ -171,7 +224,7 @@ async fn admit(addr: &str, connections: usize, visits: usize, round: usize) -> a
             let mut client = Client::connect(&addr).await?;
             for v in 0..visits {
                 let ack = client
-                    .send(message("A01", c, v, seq(round, 0)).as_bytes())
+                    .send(message("A01", c, v, seq(round, 0), 0).as_bytes())
                     .await?;
                 if ack_code(&ack) != Some("AA") {
                     anyhow::bail!("the admission was not accepted: {ack}");
@@ -186,46 +239,85 @@ async fn admit(addr: &str, connections: usize, visits: usize, round: usize) -> a
     Ok(())
 }
 
-/// Closed loop for `length`: each connection sends an A08, waits for the ACK, sends
-/// the next. Returns (AA count, other count, latencies in µs, elapsed).
-async fn load(
-    addr: &str,
+/// One closed-loop phase of a row.
+struct Load<'a> {
+    addr: &'a str,
     connections: usize,
     visits: usize,
     length: Duration,
     round: usize,
-) -> anyhow::Result<(usize, usize, Vec<u64>, Duration)> {
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let addr = addr.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(&addr).await?;
-            let (mut ok, mut refused, mut lat) = (0usize, 0usize, Vec::new());
-            let mut n = 0usize;
-            while start.elapsed() < length {
-                n += 1;
-                let msg = message("A08", c, n % visits, seq(round, n));
-                let t = Instant::now();
-                let ack = client.send(msg.as_bytes()).await?;
-                lat.push(t.elapsed().as_micros() as u64);
-                if ack_code(&ack) == Some("AA") {
-                    ok += 1;
-                } else {
-                    refused += 1;
+    attending: Attending,
+}
+
+/// What a phase did.
+struct Done {
+    ok: usize,
+    refused: usize,
+    /// ACK latencies in µs.
+    latencies: Vec<u64>,
+    elapsed: Duration,
+    /// AAs in each whole second of the phase.
+    per_second: Vec<usize>,
+}
+
+impl Load<'_> {
+    /// Closed loop for `length`: each connection sends an A08, waits for the ACK,
+    /// sends the next.
+    async fn run(&self) -> anyhow::Result<Done> {
+        let start = Instant::now();
+        let acked = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for c in 0..self.connections {
+            let (addr, visits, length) = (self.addr.to_owned(), self.visits, self.length);
+            let (round, attending, acked) = (self.round, self.attending, acked.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(&addr).await?;
+                let (mut ok, mut refused, mut lat) = (0usize, 0usize, Vec::new());
+                let mut n = 0usize;
+                while start.elapsed() < length {
+                    n += 1;
+                    let seq = seq(round, n);
+                    let msg = message("A08", c, n % visits, seq, attending.of(n, seq));
+                    let t = Instant::now();
+                    let ack = client.send(msg.as_bytes()).await?;
+                    lat.push(t.elapsed().as_micros() as u64);
+                    if ack_code(&ack) == Some("AA") {
+                        ok += 1;
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        refused += 1;
+                    }
                 }
-            }
-            anyhow::Ok((ok, refused, lat))
-        }));
+                anyhow::Ok((ok, refused, lat))
+            }));
+        }
+        let mut per_second = Vec::new();
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::from_std(start) + Duration::from_secs(1),
+            Duration::from_secs(1),
+        );
+        let mut before = 0;
+        while per_second.len() < self.length.as_secs() as usize {
+            tick.tick().await;
+            let now = acked.load(Ordering::Relaxed);
+            per_second.push(now - before);
+            before = now;
+        }
+        let (mut ok, mut refused, mut latencies) = (0, 0, Vec::new());
+        for t in tasks {
+            let (o, r, l) = t.await??;
+            ok += o;
+            refused += r;
+            latencies.extend(l);
+        }
+        Ok(Done {
+            ok,
+            refused,
+            latencies,
+            elapsed: start.elapsed(),
+            per_second,
+        })
     }
-    let (mut ok, mut refused, mut lat) = (0, 0, Vec::new());
-    for t in tasks {
-        let (o, r, l) = t.await??;
-        ok += o;
-        refused += r;
-        lat.extend(l);
-    }
-    Ok((ok, refused, lat, start.elapsed()))
 }
 
 /// The same client loop against a bare MLLP echo in this process.
@@ -246,15 +338,17 @@ async fn echo_ceiling(connections: usize, args: &Hl7Args) -> anyhow::Result<Row>
             });
         }
     });
-    load(&addr, connections, args.visits, Duration::from_secs(1), 0).await?;
-    let (n, refused, mut lat, elapsed) = load(
-        &addr,
+    let phase = |length, round| Load {
+        addr: &addr,
         connections,
-        args.visits,
-        Duration::from_secs(args.seconds),
-        1,
-    )
-    .await?;
+        visits: args.visits,
+        length,
+        round,
+        attending: Attending::New,
+    };
+    phase(Duration::from_secs(1), 0).run().await?;
+    let done = phase(Duration::from_secs(args.seconds), 1).run().await?;
+    let (n, refused, mut lat, elapsed) = (done.ok, done.refused, done.latencies, done.elapsed);
     server.abort();
     lat.sort_unstable();
     Ok(Row {
@@ -285,12 +379,12 @@ mod tests {
         for (row, connections) in [1usize, 8].into_iter().enumerate() {
             for c in 0..connections {
                 for v in 0..3 {
-                    let m = message("A01", c, v, seq(3 * row, 0));
+                    let m = message("A01", c, v, seq(3 * row, 0), 0);
                     assert!(seen.insert(control_id(&m).to_owned()));
                 }
                 for phase in 1..3 {
                     for n in 1..20 {
-                        let m = message("A08", c, n % 3, seq(3 * row + phase, n));
+                        let m = message("A08", c, n % 3, seq(3 * row + phase, n), 0);
                         assert!(seen.insert(control_id(&m).to_owned()), "{}", control_id(&m));
                     }
                 }
