@@ -44,7 +44,9 @@ pub struct Hl7Args {
     #[arg(long, default_value = DEFAULT_POSTGRES_URL)]
     pub postgres_url: String,
     /// Attendings per sending facility that the first workload's A08s name in turn
-    /// (the second names a new one in every message); 0 leaves the first out.
+    /// (the second names a new one in every message); 0 leaves the first out. A
+    /// visit's A08s are `--visits` messages apart, so a staff that divides `--visits`
+    /// would name the same attending again (an A08 that changes nothing).
     #[arg(long, default_value_t = 300)]
     pub staff: usize,
     /// The stores to measure, of sqlite and postgres (the echo ceiling always runs).
