@@ -187,23 +187,14 @@ async fn measure_store(
         let done = phase(Duration::from_secs(args.seconds), round + 2)
             .run()
             .await?;
-        let mut lat = done.latencies;
-        lat.sort_unstable();
         let what = format!("{name}, {}", attending.label());
         println!(
             "{what} x{c}: {} A08 ACKed, {} not AA",
             done.ok, done.refused
         );
         println!("  A08s ACKed in each second: {:?}", done.per_second);
-        rows.push(Row {
-            what,
-            connections: c,
-            rate: done.ok as f64 / done.elapsed.as_secs_f64(),
-            p50_ms: pct(&lat, 0.50) as f64 / 1000.0,
-            p99_ms: pct(&lat, 0.99) as f64 / 1000.0,
-            refused: done.refused,
-            rss_mb: peak_rss_kb(server.pid).map(|k| k as f64 / 1024.0),
-        });
+        let rss_mb = peak_rss_kb(server.pid).map(|k| k as f64 / 1024.0);
+        rows.push(done.into_row(what, c, rss_mb));
     }
     server.stop().await;
     if name == "postgres" {
@@ -260,6 +251,22 @@ struct Done {
     elapsed: Duration,
     /// AAs in each whole second of the phase.
     per_second: Vec<usize>,
+}
+
+impl Done {
+    /// The table's row for this phase.
+    fn into_row(mut self, what: String, connections: usize, rss_mb: Option<f64>) -> Row {
+        self.latencies.sort_unstable();
+        Row {
+            what,
+            connections,
+            rate: self.ok as f64 / self.elapsed.as_secs_f64(),
+            p50_ms: pct(&self.latencies, 0.50) as f64 / 1000.0,
+            p99_ms: pct(&self.latencies, 0.99) as f64 / 1000.0,
+            refused: self.refused,
+            rss_mb,
+        }
+    }
 }
 
 impl Load<'_> {
@@ -350,18 +357,8 @@ async fn echo_ceiling(connections: usize, args: &Hl7Args) -> anyhow::Result<Row>
     };
     phase(Duration::from_secs(1), 0).run().await?;
     let done = phase(Duration::from_secs(args.seconds), 1).run().await?;
-    let (n, refused, mut lat, elapsed) = (done.ok, done.refused, done.latencies, done.elapsed);
     server.abort();
-    lat.sort_unstable();
-    Ok(Row {
-        what: "ceiling: bare MLLP echo".into(),
-        connections,
-        rate: n as f64 / elapsed.as_secs_f64(),
-        p50_ms: pct(&lat, 0.50) as f64 / 1000.0,
-        p99_ms: pct(&lat, 0.99) as f64 / 1000.0,
-        refused,
-        rss_mb: None,
-    })
+    Ok(done.into_row("ceiling: bare MLLP echo".into(), connections, None))
 }
 
 #[cfg(test)]
