@@ -53,6 +53,10 @@ pub struct Settings {
     pub delivery_concurrency: usize,
     /// Per-request timeout when the subscription sets none (seconds).
     pub delivery_timeout_secs: u64,
+    /// How long a delivery claim lasts (seconds; at least 35, longer than any request
+    /// may take): another replica takes a row over after it, unless it finds the
+    /// claiming process gone first (PostgreSQL; src/store/postgres/claimer.rs).
+    pub delivery_lease_secs: u64,
     /// The most events one rest-hook notification carries when a subscriber has a
     /// backlog (a subscription's `max-count` lowers it; 1 turns batching off).
     pub delivery_max_events: u32,
@@ -121,6 +125,7 @@ impl Default for Settings {
             delivery_max_retry_after_secs: 3600,
             delivery_concurrency: 32,
             delivery_timeout_secs: 10,
+            delivery_lease_secs: 35,
             delivery_max_events: 20,
             consent_default: "deny".into(),
             consent_pcp_treatment: true,
@@ -271,6 +276,10 @@ impl Settings {
         }
         if self.delivery_concurrency == 0 || !(1..=30).contains(&self.delivery_timeout_secs) {
             bail!("delivery_concurrency must be positive and delivery_timeout_secs 1 to 30");
+        }
+        let shortest_lease = crate::notify::worker::MAX_TIMEOUT.as_secs() + 5;
+        if self.delivery_lease_secs < shortest_lease {
+            bail!("delivery_lease_secs must be at least {shortest_lease} (longer than any request may take)");
         }
         if !(1..=crate::store::outbox::MAX_EVENTS).contains(&self.delivery_max_events) {
             bail!(

@@ -181,10 +181,12 @@ impl Application {
                 .map(|ms| Duration::from_millis(*ms))
                 .collect(),
             max_retry_after: Duration::from_secs(settings.delivery_max_retry_after_secs),
-            // Longer than any request may take (timeouts are capped at MAX_TIMEOUT), so a
-            // row is never sent by two workers at once; after a crash on PostgreSQL,
-            // other replicas take over its rows when the lease runs out.
-            lease: worker::MAX_TIMEOUT + Duration::from_secs(5),
+            // Longer than any request may take (timeouts are capped at MAX_TIMEOUT, and
+            // the setting is checked against it), so a row is never sent by two workers
+            // at once. After a crash on PostgreSQL the rows are taken over as soon as
+            // the dead process's claimer lock is free (`postgres::claimer`), else when
+            // the lease runs out.
+            lease: Duration::from_secs(settings.delivery_lease_secs),
             default_timeout: Duration::from_secs(settings.delivery_timeout_secs),
             max_events: settings.delivery_max_events,
             policy: endpoint_policy(&settings),

@@ -75,6 +75,18 @@ pub trait Tx: Send {
     fn in_list(&self, sub: &str) -> String {
         format!("IN ({sub})")
     }
+    /// The key this process claims outbox rows under: on PostgreSQL, the advisory lock
+    /// it holds for as long as it lives (`postgres::claimer`); None on SQLite, which one
+    /// gateway serves (it releases every claim at its start).
+    fn claimer(&self) -> Option<i64> {
+        None
+    }
+    /// An ` OR ...` term, true when the process whose key is in `column` is gone, so
+    /// that its claims are taken over at once rather than when their lease runs out;
+    /// empty where there is no such test (SQLite).
+    fn gone_claimer(&self, _column: &str) -> String {
+        String::new()
+    }
     /// Whether each statement is a round trip (PostgreSQL): then work on many rows goes
     /// as one statement over a JSON list of them. Not on SQLite, where a statement costs
     /// no trip and one per row stays cached and needs no statement journal.

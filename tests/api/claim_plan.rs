@@ -9,7 +9,7 @@
 //! has never been analysed: the planner goes by its pages alone.
 
 use handoff::store::outbox::{pick_text, BEHIND_LISTED, SELECT_DELIVERIES, STAMP_LISTED};
-use handoff::store::postgres::{in_list, SKIP_LOCKED};
+use handoff::store::postgres::{claimer, in_list, SKIP_LOCKED};
 
 use crate::helpers::{spawn, Backend};
 use crate::receiver::Receiver;
@@ -52,7 +52,7 @@ async fn postgres_the_claim_probes_the_outbox_by_key() {
     .execute(&mut c)
     .await
     .unwrap();
-    let pick = pick_text(&in_list, SKIP_LOCKED)
+    let pick = pick_text(&in_list, SKIP_LOCKED, &claimer::gone("o.claimed_by"))
         .replace("$1", "2000000000000000000")
         .replace("$3", "32");
     let plan = explain(&mut c, &pick).await;

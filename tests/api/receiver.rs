@@ -82,6 +82,8 @@ struct Shared {
     /// Requests being answered now, and the most there ever were at once.
     in_flight: AtomicU16,
     max_in_flight: AtomicU16,
+    /// Requests ever begun.
+    started: std::sync::atomic::AtomicU64,
     /// How long to take over each answer (widens any overlap).
     delay_ms: AtomicU16,
 }
@@ -97,6 +99,7 @@ async fn receive(
     body: web::Bytes,
     shared: web::Data<Arc<Shared>>,
 ) -> HttpResponse {
+    shared.started.fetch_add(1, Ordering::SeqCst);
     let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let delay = shared.delay_ms.load(Ordering::SeqCst);
@@ -145,6 +148,7 @@ impl Receiver {
             retry_after: Mutex::new(None),
             in_flight: AtomicU16::new(0),
             max_in_flight: AtomicU16::new(0),
+            started: Default::default(),
             delay_ms: AtomicU16::new(0),
         });
         let data = web::Data::new(shared.clone());
@@ -189,6 +193,16 @@ impl Receiver {
 
     pub fn slow_down(&self, ms: u16) {
         self.shared.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> u16 {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Requests begun so far (answered or not).
+    pub fn started(&self) -> u64 {
+        self.shared.started.load(Ordering::SeqCst)
     }
 
     /// The most requests that were ever being answered at once.

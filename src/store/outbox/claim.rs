@@ -78,8 +78,10 @@ struct Row {
 
 /// The ids of up to `$3` due heads at `$1`, in id order: the subscriptions' heads
 /// looked up by key with `in_list` ([`Tx::in_list`]), locked with `lock`
-/// ([`Tx::skip_locked`]).
-pub fn pick_text(in_list: &dyn Fn(&str) -> String, lock: &str) -> String {
+/// ([`Tx::skip_locked`]). A head is free when unclaimed, when its lease has run out,
+/// or when `gone` (an `OR` term over `o.claimed_by`, [`Tx::gone_claimer`]) finds the
+/// process that claimed it no longer there.
+pub fn pick_text(in_list: &dyn Fn(&str) -> String, lock: &str, gone: &str) -> String {
     let heads = in_list(
         "SELECT COALESCE( \
            (SELECT min(p.id) FROM outbox p WHERE p.state = 'pending' \
@@ -89,7 +91,7 @@ pub fn pick_text(in_list: &dyn Fn(&str) -> String, lock: &str) -> String {
     );
     format!(
         "SELECT o.id FROM outbox o WHERE o.id {heads} \
-         AND o.next_attempt <= $1 AND (o.claimed_until IS NULL OR o.claimed_until < $1) \
+         AND o.next_attempt <= $1 AND (o.claimed_until IS NULL OR o.claimed_until < $1{gone}) \
          ORDER BY o.id LIMIT $3{lock}"
     )
 }
@@ -119,16 +121,22 @@ pub async fn claim<T: Tx>(
     // PostgreSQL an `IN` here was planned as a join with a scan of the whole outbox
     // (its size misjudged), and claims slowed as delivered rows accumulated. Planned at
     // each claim (`replanned`), so that no plan made on a small outbox is kept.
-    let pick = pick_text(&|s| tx.in_list(s), tx.skip_locked());
+    let gone = tx.gone_claimer("o.claimed_by");
+    let pick = pick_text(&|s| tx.in_list(s), tx.skip_locked(), &gone);
     let heads = tx
         .fetch_rows(
             &stmt(
                 &format!(
-                    "UPDATE outbox SET claimed_until = $2 WHERE id IN ({pick}) \
+                    "UPDATE outbox SET claimed_until = $2, claimed_by = $4 WHERE id IN ({pick}) \
                  RETURNING id, subscription_id, kind, event_seq, event_number, webhook_id, \
                  attempts, batch_head"
                 ),
-                vec![Bind::Int(now), Bind::Int(lease_until), Bind::Int(limit)],
+                vec![
+                    Bind::Int(now),
+                    Bind::Int(lease_until),
+                    Bind::Int(limit),
+                    Bind::OptInt(tx.claimer()),
+                ],
             )
             .replanned(),
         )

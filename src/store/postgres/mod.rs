@@ -7,6 +7,7 @@
 //! replicas cannot both create the "only" match. Unique-key races and serialization
 //! failures are retried a few times.
 
+pub mod claimer;
 mod version;
 
 use std::str::FromStr;
@@ -25,6 +26,8 @@ pub struct PgStore {
     consent: crate::consent::Policy,
     handoffs: std::sync::Arc<crate::handoffs::Policy>,
     signal: std::sync::Arc<tokio::sync::Notify>,
+    /// The key this process claims deliveries under, held as a lock while it lives.
+    claimer: claimer::Claimer,
 }
 
 const RETRIES: usize = 3;
@@ -68,7 +71,7 @@ impl PgStore {
                     Ok(true)
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("src/store/postgres/migrations")
             .run(&pool)
@@ -78,6 +81,7 @@ impl PgStore {
             consent: settings.consent_policy.clone(),
             handoffs: settings.handoffs.clone(),
             signal: Default::default(),
+            claimer: claimer::Claimer::hold(&options).await?,
         })
     }
 
@@ -119,7 +123,7 @@ impl PgStore {
         ops: Vec<WriteOp>,
     ) -> Result<(Vec<WriteOutcome>, bool), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut ptx = PgTx(&mut tx, &self.consent, false);
+        let mut ptx = PgTx(&mut tx, &self.consent, false, self.claimer.key());
         let outcomes = executor::execute(&mut ptx, ops, &self.handoffs).await?;
         let due = ptx.2;
         tx.commit().await?;
@@ -185,9 +189,9 @@ pub fn in_list(sub: &str) -> String {
     format!("= ANY(ARRAY({sub}))")
 }
 
-/// A transaction: the connection, the consent policy, and whether notifications
-/// became due in it.
-struct PgTx<'c>(&'c mut PgConnection, &'c crate::consent::Policy, bool);
+/// A transaction: the connection, the consent policy, whether notifications became
+/// due in it, and this process's claimer key.
+struct PgTx<'c>(&'c mut PgConnection, &'c crate::consent::Policy, bool, i32);
 
 #[async_trait]
 impl Tx for PgTx<'_> {
@@ -330,6 +334,14 @@ impl Tx for PgTx<'_> {
 
     fn in_list(&self, sub: &str) -> String {
         in_list(sub)
+    }
+
+    fn claimer(&self) -> Option<i64> {
+        Some(self.3.into())
+    }
+
+    fn gone_claimer(&self, column: &str) -> String {
+        claimer::gone(column)
     }
 
     fn round_trips(&self) -> bool {
