@@ -84,13 +84,21 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
         Err(r) => return Attempt::Done(refuse(ctx, msg, h, to, r, None).await),
     };
     let recorded = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut found = match read_stored(ctx, msg, h, &keys, &recorded).await {
+    // Mapped once without the stored visit, to name what to read (an A11 or A13
+    // cannot be: it is mapped below, over the visit), then laid over the visit.
+    let first = map::map(msg, h, &keys, None, &recorded).ok();
+    let mut found = match read_stored(ctx, &keys, first.as_ref()).await {
         Ok(f) => f,
         Err(e) => return Attempt::Done(unavailable(to, &msg.delims, e)),
     };
     let stored = found.take(&format!("Encounter/{}", keys.encounter));
     let stored_json = stored.as_ref().and_then(|s| s.json());
-    let mut mapped = match map::map(msg, h, &keys, stored_json.as_ref(), &recorded) {
+    let mapped = match (first, &stored_json) {
+        (Some(first), None) => Ok(first),
+        (Some(first), Some(visit)) => map::over_stored(first, msg, h, &keys, visit),
+        (None, visit) => map::map(msg, h, &keys, visit.as_ref(), &recorded),
+    };
+    let mut mapped = match mapped {
         Ok(m) => m,
         Err(r) => return Attempt::Done(refuse(ctx, msg, h, to, r, Some(&keys)).await),
     };
@@ -234,13 +242,11 @@ struct Found {
 
 async fn read_stored(
     ctx: &Hl7Context,
-    msg: &Message,
-    h: &Header,
     keys: &Keys,
-    recorded: &str,
+    first: Option<&map::Mapped>,
 ) -> Result<Found, StoreError> {
     let mut wanted = vec![format!("Encounter/{}", keys.encounter)];
-    if let Ok(m) = map::map(msg, h, keys, None, recorded) {
+    if let Some(m) = first {
         wanted.extend(m.resources.iter().filter(|r| compared(r)).map(key));
     }
     let found = ctx.store.read_many(&wanted).await?;

@@ -193,19 +193,8 @@ pub fn map(
     }
 
     let mut resources = vec![patient, encounter];
-    // The Encounter names the PCP too (participant PP), so subscriptions filtered by
-    // practitioner reach the PCP.
-    if correction.is_none() && !gps.is_empty() {
-        let e = &mut resources[1];
-        let parts = e["participant"].as_array().cloned().unwrap_or_default();
-        let mut parts: Vec<Value> = parts
-            .into_iter()
-            .filter(|p| !p.to_string().contains(PROVIDER_ROLE))
-            .collect();
-        for g in &gps {
-            parts.push(participant(PROVIDER_ROLE, "PP", g));
-        }
-        e["participant"] = json!(parts);
+    if correction.is_none() {
+        name_pcps(&mut resources[1], &gps);
     }
     resources.extend(gps);
     resources.extend(extra);
@@ -232,6 +221,49 @@ pub fn map(
         resources,
         correction,
     })
+}
+
+/// `first`, the message mapped with no stored visit, as [`map`] would have mapped it
+/// over `stored`: only the Encounter depends on what is stored (the Patient, the
+/// PCPs, the practitioners, places and conditions the message names, and the
+/// Provenance's targets do not), so only the Encounter is mapped again. Not for A11
+/// and A13, which cannot be mapped without the stored visit.
+pub fn over_stored(
+    mut first: Mapped,
+    msg: &Message,
+    h: &Header,
+    k: &Keys,
+    stored: &Value,
+) -> Result<Mapped, Rejection> {
+    let mut e = encounter(msg, h, k, Some(stored), &mut Vec::new())?;
+    let gps: Vec<Value> = first.resources[0]["generalPractitioner"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["reference"].as_str()?.strip_prefix("Practitioner/"))
+        .map(|id| json!({"id": id}))
+        .collect();
+    name_pcps(&mut e, &gps);
+    first.resources[1] = e;
+    Ok(first)
+}
+
+/// The Encounter names the message's PCPs too (participant PP, in place of those it
+/// named), so subscriptions filtered by practitioner reach the PCP. None named: the
+/// Encounter's stay.
+fn name_pcps(e: &mut Value, gps: &[Value]) {
+    if gps.is_empty() {
+        return;
+    }
+    let parts = e["participant"].as_array().cloned().unwrap_or_default();
+    let mut parts: Vec<Value> = parts
+        .into_iter()
+        .filter(|p| !p.to_string().contains(PROVIDER_ROLE))
+        .collect();
+    for g in gps {
+        parts.push(participant(PROVIDER_ROLE, "PP", g));
+    }
+    e["participant"] = json!(parts);
 }
 
 /// The Encounter an A01, A02, A03, A04 or A08 says, laid over the stored one.
