@@ -94,7 +94,8 @@ async fn keep(
             _ = &mut stopped => break,
             _ = tokio::time::sleep(CHECK_EVERY) => {}
         }
-        if conn.ping().await.is_ok() {
+        // A ping that hangs (a cut without a reset) counts as lost, like one that fails.
+        if let Ok(Ok(())) = tokio::time::timeout(CHECK_EVERY, conn.ping()).await {
             continue;
         }
         tracing::warn!("the delivery claimer's lock connection was lost; taking the key again");
