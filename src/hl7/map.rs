@@ -108,9 +108,14 @@ fn class(code: Option<String>) -> Value {
     json!({"system": ACT_CODE, "code": c, "display": display})
 }
 
-fn participant(system: &str, code: &str, who: &Value) -> Value {
+/// A participant of `system`/`code`: the Practitioner with id `who`.
+fn participant(system: &str, code: &str, who: &str) -> Value {
     json!({"type": [{"coding": [{"system": system, "code": code}]}],
-        "individual": {"reference": format!("Practitioner/{}", who["id"].as_str().unwrap_or(""))}})
+        "individual": {"reference": format!("Practitioner/{who}")}})
+}
+
+fn id_of(r: &Value) -> &str {
+    r["id"].as_str().unwrap_or("")
 }
 
 fn reference(r: &Value) -> Value {
@@ -194,7 +199,8 @@ pub fn map(
 
     let mut resources = vec![patient, encounter];
     if correction.is_none() {
-        name_pcps(&mut resources[1], &gps);
+        let ids: Vec<&str> = gps.iter().map(id_of).collect();
+        name_pcps(&mut resources[1], &ids);
     }
     resources.extend(gps);
     resources.extend(extra);
@@ -236,22 +242,21 @@ pub fn over_stored(
     stored: &Value,
 ) -> Result<Mapped, Rejection> {
     let mut e = encounter(msg, h, k, Some(stored), &mut Vec::new())?;
-    let gps: Vec<Value> = first.resources[0]["generalPractitioner"]
+    let gps: Vec<&str> = first.resources[0]["generalPractitioner"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|r| r["reference"].as_str()?.strip_prefix("Practitioner/"))
-        .map(|id| json!({"id": id}))
         .collect();
     name_pcps(&mut e, &gps);
     first.resources[1] = e;
     Ok(first)
 }
 
-/// The Encounter names the message's PCPs too (participant PP, in place of those it
-/// named), so subscriptions filtered by practitioner reach the PCP. None named: the
-/// Encounter's stay.
-fn name_pcps(e: &mut Value, gps: &[Value]) {
+/// The Encounter names the message's PCPs (their Practitioner ids) too (participant
+/// PP, in place of those it named), so subscriptions filtered by practitioner reach
+/// the PCP. None named: the Encounter's stay.
+fn name_pcps(e: &mut Value, gps: &[&str]) {
     if gps.is_empty() {
         return;
     }
@@ -426,7 +431,7 @@ fn encounter(
     for (field, code) in [(7, "ATND"), (8, "REF"), (9, "CON"), (17, "ADM")] {
         for r in pv1.reps(d, field) {
             if let Some(p) = people::practitioner(&r, &sender) {
-                parts.push(participant(PARTICIPATION, code, &p));
+                parts.push(participant(PARTICIPATION, code, id_of(&p)));
                 extra.push(p);
                 named = true;
             }
