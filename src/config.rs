@@ -87,6 +87,9 @@ pub struct Settings {
     pub mllp_tls_client_ca_file: Option<PathBuf>,
     /// Repeated A08s for one visit within this many seconds raise one EncounterUpdated.
     pub hl7_a08_window_secs: u64,
+    /// Resources the HL7 path remembers as it last saw them stored, per generation (two
+    /// are kept): a message naming them reads nothing first (`hl7::known`); 0: none.
+    pub hl7_remembered_resources: usize,
     /// How long a message's receipt (and its ACK) is kept to answer resends; older
     /// ones are pruned, and a resend after that is applied anew.
     pub hl7_receipt_retention_secs: u64,
@@ -139,6 +142,7 @@ impl Default for Settings {
             mllp_tls_key_file: None,
             mllp_tls_client_ca_file: None,
             hl7_a08_window_secs: 60,
+            hl7_remembered_resources: crate::hl7::known::DEFAULT_CAPACITY,
             hl7_receipt_retention_secs: 7 * 24 * 3600,
             delivery_retention_secs: 30 * 24 * 3600,
             handoffs: Default::default(),

@@ -92,10 +92,11 @@ async fn start_mllp(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Resul
         return Ok(None);
     }
     use crate::hl7::{apply::Hl7Context, listener};
-    let ctx = Hl7Context {
+    let ctx = Hl7Context::new(
         store,
-        a08_window: Duration::from_secs(settings.hl7_a08_window_secs),
-    };
+        Duration::from_secs(settings.hl7_a08_window_secs),
+        settings.hl7_remembered_resources,
+    );
     let tls = match (&settings.mllp_tls_cert_file, &settings.mllp_tls_key_file) {
         (Some(cert), Some(key)) => Some(
             crate::hl7::tls::server_config(cert, key, settings.mllp_tls_client_ca_file.as_deref())

@@ -11,11 +11,12 @@ use serde_json::Value;
 
 use super::ack::{self, err, AckCode, Answering, Rejection};
 use super::adt::{self, Header};
+use super::known::Known;
 use super::map::{self, Keys};
 use super::message::{Delimiters, Message, ParseError};
 use crate::fhir::validate::validate;
 use crate::store::hl7::{Receipt, ALREADY_APPLIED};
-use crate::store::{Store, StoreError, StoredResource, WriteOp};
+use crate::store::{Guard, Store, StoreError, StoredResource, WriteOp, WriteOutcome};
 
 /// What message handling needs.
 #[derive(Clone)]
@@ -23,6 +24,18 @@ pub struct Hl7Context {
     pub store: Arc<dyn Store>,
     /// Repeated A08s for one visit within this window raise one EncounterUpdated.
     pub a08_window: Duration,
+    /// What the messages last saw stored, checked at each commit that uses it.
+    pub known: Arc<Known>,
+}
+
+impl Hl7Context {
+    pub fn new(store: Arc<dyn Store>, a08_window: Duration, remembered: usize) -> Self {
+        Hl7Context {
+            store,
+            a08_window,
+            known: Arc::new(Known::new(remembered)),
+        }
+    }
 }
 
 /// Handle one message (the bytes inside an MLLP frame); the ACK to send.
@@ -102,8 +115,10 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
         Ok(m) => m,
         Err(r) => return Attempt::Done(refuse(ctx, msg, h, to, r, Some(&keys)).await),
     };
+    // Whatever this attempt comes to, a failed commit forgets what it used.
+    let touched: Vec<String> = mapped.resources.iter().map(key).collect();
     // What is stored now of each resource the message maps to.
-    let stored_now = match found.bodies(ctx, &mapped.resources).await {
+    let (stored_now, remembered) = match found.bodies(ctx, &mapped.resources).await {
         Ok(bodies) => bodies,
         Err(e) => return Attempt::Done(unavailable(to, &msg.delims, e)),
     };
@@ -161,7 +176,15 @@ async fn attempt(ctx: &Hl7Context, msg: &Message, h: &Header, to: &Answering) ->
         Some(&keys),
         mapped.correction,
     )));
-    match ctx.store.commit(ops).await {
+    if !remembered.is_empty() {
+        ops.push(WriteOp::Guard(Guard::Unchanged(remembered)));
+    }
+    let committed = ctx.store.commit(ops).await;
+    match &committed {
+        Ok(outcomes) => remember(ctx, outcomes),
+        Err(_) => ctx.known.forget(&touched),
+    }
+    match committed {
         Ok(_) => {
             tracing::info!(event = %h.event, control_id = %h.control_id, encounter = %keys.encounter, ack = "AA", "HL7 message applied");
             Attempt::Done(ack_text)
@@ -238,6 +261,9 @@ fn name_what_was_written(resources: &mut [Value]) {
 struct Found {
     asked: HashSet<String>,
     found: HashMap<String, StoredResource>,
+    /// Those of `found` taken from [`Known`], not read: (type, id, version) for the
+    /// commit's guard.
+    remembered: Vec<(String, String, i64)>,
 }
 
 async fn read_stored(
@@ -249,25 +275,51 @@ async fn read_stored(
     if let Some(m) = first {
         wanted.extend(m.resources.iter().filter(|r| compared(r)).map(key));
     }
-    let found = ctx.store.read_many(&wanted).await?;
-    Ok(Found {
-        found: found.into_iter().map(|s| (s.reference(), s)).collect(),
-        asked: wanted.into_iter().collect(),
-    })
+    let mut found = Found {
+        asked: HashSet::new(),
+        found: HashMap::new(),
+        remembered: Vec::new(),
+    };
+    found.look_up(ctx, wanted).await?;
+    Ok(found)
 }
 
 impl Found {
+    /// Each of `wanted` from [`Known`] if there, else read (and remembered).
+    async fn look_up(&mut self, ctx: &Hl7Context, wanted: Vec<String>) -> Result<(), StoreError> {
+        let mut missing = Vec::new();
+        for k in wanted {
+            match ctx.known.get(&k) {
+                Some(s) => {
+                    self.remembered
+                        .push((s.rtype.clone(), s.id.clone(), s.version));
+                    self.found.insert(k.clone(), s);
+                }
+                None => missing.push(k.clone()),
+            }
+            self.asked.insert(k);
+        }
+        if !missing.is_empty() {
+            for s in ctx.store.read_many(&missing).await? {
+                ctx.known.put(s.clone());
+                self.found.insert(s.reference(), s);
+            }
+        }
+        Ok(())
+    }
+
     fn take(&mut self, reference: &str) -> Option<StoredResource> {
         self.found.remove(reference)
     }
 
     /// The stored body of each resource in `mapped` that is compared, without its
-    /// `meta` (None when there is none). Any not asked for before is read now.
+    /// `meta` (None when there is none), and what was taken from [`Known`]. Any not
+    /// asked for before is looked up now.
     async fn bodies(
         mut self,
         ctx: &Hl7Context,
         mapped: &[Value],
-    ) -> Result<Vec<Option<Value>>, StoreError> {
+    ) -> Result<(Vec<Option<Value>>, Vec<(String, String, i64)>), StoreError> {
         let missing: Vec<String> = mapped
             .iter()
             .filter(|r| compared(r))
@@ -275,11 +327,9 @@ impl Found {
             .filter(|k| !self.asked.contains(k))
             .collect();
         if !missing.is_empty() {
-            for s in ctx.store.read_many(&missing).await? {
-                self.found.insert(s.reference(), s);
-            }
+            self.look_up(ctx, missing).await?;
         }
-        Ok(mapped
+        let bodies = mapped
             .iter()
             .map(|r| {
                 if !compared(r) {
@@ -289,7 +339,19 @@ impl Found {
                 body.as_object_mut()?.remove("meta");
                 Some(body)
             })
-            .collect())
+            .collect();
+        Ok((bodies, self.remembered))
+    }
+}
+
+/// Remember what a commit wrote (not the Provenance: no message reads it).
+fn remember(ctx: &Hl7Context, outcomes: &[WriteOutcome]) {
+    for o in outcomes {
+        if let WriteOutcome::Created(s) | WriteOutcome::Updated(s) = o {
+            if s.rtype != "Provenance" {
+                ctx.known.put(s.clone());
+            }
+        }
     }
 }
 

@@ -5,13 +5,14 @@
 //!
 //! Layout: [`codec`] (MLLP framing), [`message`] (parsing, escapes), [`adt`] (the
 //! header and v2 data types), [`people`] and [`map`] (v2 -> FHIR), [`ack`], [`apply`]
-//! (one message in, one ACK out), [`listener`] (the TCP server), [`tls`] (its TLS),
-//! [`send`] (a sender).
+//! (one message in, one ACK out), [`known`] (what it last saw stored), [`listener`]
+//! (the TCP server), [`tls`] (its TLS), [`send`] (a sender).
 
 pub mod ack;
 pub mod adt;
 pub mod apply;
 pub mod codec;
+pub mod known;
 pub mod listener;
 pub mod map;
 pub mod message;

@@ -125,6 +125,12 @@ pub enum Guard {
         query: SearchQuery,
         ids: Vec<String>,
     },
+    /// Each (type, id, version) is still the current, live version, read in one
+    /// statement without a lock: for what the commit does not write itself, or writes
+    /// under its own lock (an HL7 message's remembered resources, `hl7::known`). Fails
+    /// the commit with `PreconditionFailed` (the message is applied again), not a
+    /// conflict.
+    Unchanged(Vec<(String, String, i64)>),
 }
 
 #[derive(Debug, Clone)]

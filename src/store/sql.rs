@@ -75,19 +75,21 @@ pub const READ_MANY_CHUNK: usize = 200;
 /// The current versions of `n` resources, by (`$1`, `$2`), (`$3`, `$4`), … as type
 /// and id: [`READ`] for many at once (each pair found by the primary key).
 pub fn read_many(n: usize) -> String {
+    format!("SELECT {RESOURCE_COLUMNS}{FROM_CURRENT} WHERE {}", pairs(n))
+}
+
+/// `(r.rtype = $1 AND r.id = $2) OR …` for `n` pairs.
+fn pairs(n: usize) -> String {
     let pairs: Vec<String> = (0..n)
         .map(|k| format!("(r.rtype = ${} AND r.id = ${})", 2 * k + 1, 2 * k + 2))
         .collect();
-    format!(
-        "SELECT {RESOURCE_COLUMNS}{FROM_CURRENT} WHERE {}",
-        pairs.join(" OR ")
-    )
+    pairs.join(" OR ")
 }
-/// One chunk (at most [`READ_MANY_CHUNK`]) of keys as a [`read_many`] statement with its
-/// binds. The count is padded to a power of two with the last key repeated (a key named
-/// twice still matches its row once): a handful of texts in the statement caches, not
-/// one per count.
-pub fn read_many_chunk<S: AsRef<str>>(chunk: &[(S, S)]) -> Sql {
+
+/// `chunk`'s keys as binds, their count padded to a power of two with the last key
+/// repeated (a key named twice still matches its row once): a handful of statement
+/// texts in the caches, not one per count. The padded count is returned.
+fn pair_binds<S: AsRef<str>>(chunk: &[(S, S)]) -> (usize, Vec<Bind>) {
     let n = chunk.len().next_power_of_two().min(READ_MANY_CHUNK);
     let binds = (0..n)
         .flat_map(|k| {
@@ -98,7 +100,25 @@ pub fn read_many_chunk<S: AsRef<str>>(chunk: &[(S, S)]) -> Sql {
             ]
         })
         .collect();
+    (n, binds)
+}
+
+/// One chunk (at most [`READ_MANY_CHUNK`]) of keys as a [`read_many`] statement with its
+/// binds.
+pub fn read_many_chunk<S: AsRef<str>>(chunk: &[(S, S)]) -> Sql {
+    let (n, binds) = pair_binds(chunk);
     Sql::with(&read_many(n), binds)
+}
+
+/// Type, id and version of those of one chunk of keys (at most [`READ_MANY_CHUNK`])
+/// that are live (not deleted): the current-rows table alone, no body.
+pub fn live_versions_chunk<S: AsRef<str>>(chunk: &[(S, S)]) -> Sql {
+    let (n, binds) = pair_binds(chunk);
+    let text = format!(
+        "SELECT r.rtype, r.id, r.version FROM resources r WHERE NOT r.deleted AND ({})",
+        pairs(n)
+    );
+    Sql::with(&text, binds)
 }
 pub const VREAD: &str =
     "SELECT rtype, id, version, last_updated, deleted, body FROM resource_history \
