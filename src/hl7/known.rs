@@ -24,20 +24,36 @@ use crate::store::StoredResource;
 pub const DEFAULT_CAPACITY: usize = 4_096;
 
 pub struct Known {
+    /// Entries per generation.
     capacity: usize,
+    /// Bytes of bodies per generation: [`BYTES_PER_ENTRY`] times the capacity, so that
+    /// a few very large resources cannot make the memory grow past what the count
+    /// suggests (a generation is turned over at whichever bound comes first).
+    budget: usize,
     generations: Mutex<Generations>,
 }
+
+/// The byte budget per entry: resources average well under it (Encounter 1.5 KB,
+/// Patient 0.8 KB, Practitioner 0.3 KB in the bench's messages).
+pub const BYTES_PER_ENTRY: usize = 2_048;
 
 #[derive(Default)]
 struct Generations {
     newer: HashMap<String, StoredResource>,
     older: HashMap<String, StoredResource>,
+    /// Body bytes held in `newer`.
+    newer_bytes: usize,
+}
+
+fn size(s: &StoredResource) -> usize {
+    s.body.as_deref().map_or(0, str::len)
 }
 
 impl Known {
     pub fn new(capacity: usize) -> Self {
         Known {
             capacity,
+            budget: capacity.saturating_mul(BYTES_PER_ENTRY),
             generations: Mutex::default(),
         }
     }
@@ -57,7 +73,7 @@ impl Known {
             return Some(s.clone());
         }
         let s = g.older.remove(reference)?;
-        g.insert(self.capacity, s.clone());
+        g.insert(self, s.clone());
         Some(s)
     }
 
@@ -66,29 +82,26 @@ impl Known {
         if self.capacity == 0 {
             return;
         }
+        let r = s.reference();
         let mut g = self.lock();
         if s.deleted || s.body.is_none() {
-            let r = s.reference();
-            g.newer.remove(&r);
-            g.older.remove(&r);
+            g.remove(&r);
             return;
         }
-        let r = s.reference();
         // Commits that finish out of order: an older version never replaces a newer.
         let held = g.newer.get(&r).or_else(|| g.older.get(&r));
         if held.is_some_and(|h| h.version > s.version) {
             return;
         }
-        g.older.remove(&r);
-        g.insert(self.capacity, s);
+        g.remove(&r);
+        g.insert(self, s);
     }
 
     /// Forget these `Type/id`s.
     pub fn forget<'a>(&self, references: impl IntoIterator<Item = &'a String>) {
         let mut g = self.lock();
         for r in references {
-            g.newer.remove(r);
-            g.older.remove(r);
+            g.remove(r);
         }
     }
 
@@ -100,13 +113,31 @@ impl Known {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Body bytes held in both generations.
+    pub fn bytes(&self) -> usize {
+        let g = self.lock();
+        g.newer_bytes + g.older.values().map(size).sum::<usize>()
+    }
 }
 
 impl Generations {
-    fn insert(&mut self, capacity: usize, s: StoredResource) {
-        if self.newer.len() >= capacity {
-            self.older = std::mem::take(&mut self.newer);
+    fn remove(&mut self, reference: &str) {
+        if let Some(s) = self.newer.remove(reference) {
+            self.newer_bytes -= size(&s);
         }
+        self.older.remove(reference);
+    }
+
+    /// Into the newer generation, turning the generations over first if it is full
+    /// (in entries or bytes).
+    fn insert(&mut self, k: &Known, s: StoredResource) {
+        let n = size(&s);
+        if self.newer.len() >= k.capacity || self.newer_bytes + n > k.budget {
+            self.older = std::mem::take(&mut self.newer);
+            self.newer_bytes = 0;
+        }
+        self.newer_bytes += n;
         self.newer.insert(s.reference(), s);
     }
 }
@@ -136,6 +167,30 @@ mod tests {
         assert_eq!(k.len(), 1);
         k.forget(&["Practitioner/a".to_string()]);
         assert!(k.get("Practitioner/a").is_none());
+    }
+
+    #[test]
+    fn large_bodies_turn_the_generations_over_before_the_count_does() {
+        let k = Known::new(100);
+        let mut big = stored("big", 1);
+        big.body = Some("x".repeat(BYTES_PER_ENTRY * 30).into());
+        for i in 0..10 {
+            let mut b = big.clone();
+            b.id = format!("big{i}");
+            k.put(b);
+            assert!(
+                k.bytes() <= 2 * 100 * BYTES_PER_ENTRY,
+                "{} bytes",
+                k.bytes()
+            );
+        }
+        // Replaced and forgotten entries are no longer counted.
+        k.put(stored("a", 1));
+        let before = k.bytes();
+        k.put(stored("a", 2));
+        assert_eq!(k.bytes(), before);
+        k.forget(&["Practitioner/a".to_string()]);
+        assert_eq!(k.bytes(), before - size(&stored("a", 2)));
     }
 
     #[test]
