@@ -70,8 +70,9 @@ pub async fn handle(ctx: &Hl7Context, bytes: &[u8]) -> String {
     };
     // A resend is not looked up first: its receipt, first in the commit, fails the
     // commit, and the stored ACK answers it (`already_applied`). Every new message is
-    // spared that lookup; a resend costs a commit that writes nothing.
-    for _ in 0..3 {
+    // spared that lookup; a resend costs a commit that writes nothing. Four attempts:
+    // the first may fail on a stale memory (`known`), leaving three that read.
+    for _ in 0..4 {
         match attempt(ctx, &msg, &header, &answering).await {
             Attempt::Done(ack) => return ack,
             Attempt::Retry => continue,

@@ -50,6 +50,24 @@ pub async fn send(app: &TestApp, msg: &str) -> String {
     client(app).await.send(msg.as_bytes()).await.unwrap()
 }
 
+/// Each message on a connection of its own, all connected before any is sent, sent at
+/// once; their ACKs in order.
+pub async fn send_at_once(app: &TestApp, msgs: Vec<String>) -> Vec<String> {
+    let mut clients = Vec::new();
+    for _ in &msgs {
+        clients.push(client(app).await);
+    }
+    let sends = clients
+        .into_iter()
+        .zip(msgs)
+        .map(|(mut c, m)| tokio::spawn(async move { c.send(m.as_bytes()).await.unwrap() }));
+    futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 pub fn segment<'a>(ack: &'a str, id: &str) -> &'a str {
     ack.split('\r').find(|s| s.starts_with(id)).unwrap_or("")
 }
@@ -322,20 +340,7 @@ async fn a_resend_is_applied_once_and_answered_alike(app: TestApp) {
 /// copy is still being applied: every copy gets the one ACK, the message is applied
 /// once (one version, one event, one Provenance).
 async fn copies_racing_on_several_connections_are_applied_once(app: TestApp) {
-    let msg = fixture("a01-v23-lf.hl7");
-    let mut clients = Vec::new();
-    for _ in 0..6 {
-        clients.push(client(&app).await);
-    }
-    let sends = clients.into_iter().map(|mut c| {
-        let m = msg.clone();
-        tokio::spawn(async move { c.send(m.as_bytes()).await.unwrap() })
-    });
-    let acks: Vec<String> = futures::future::join_all(sends)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let acks = send_at_once(&app, vec![fixture("a01-v23-lf.hl7"); 6]).await;
     assert_aa(&acks[0], "MSG-A01-0001");
     for a in &acks {
         assert_eq!(a, &acks[0], "every copy gets the same ACK");

@@ -6,13 +6,14 @@
 use serde_json::Value;
 
 use crate::helpers::TestApp;
-use crate::hl7::{a01_as, assert_aa, fixture, send, visit};
+use crate::hl7::{a01_as, assert_aa, fixture, send, send_at_once, visit};
 use crate::test_both;
 
 test_both!(
     a_deleted_practitioner_named_again_is_written_anew,
     a_practitioner_changed_through_fhir_is_written_back_by_the_next_message,
-    a_visit_changed_through_fhir_is_what_the_next_message_is_laid_over
+    a_visit_changed_through_fhir_is_what_the_next_message_is_laid_over,
+    updates_racing_for_one_visit_are_each_applied
 );
 
 /// The visit's attending, `Practitioner/id`.
@@ -87,4 +88,19 @@ async fn a_visit_changed_through_fhir_is_what_the_next_message_is_laid_over(app:
     let now = visit(&app).await;
     assert_eq!(now["meta"]["versionId"], "3", "{now}");
     assert_eq!(now["priority"]["text"], "urgent", "{now}");
+}
+
+/// Four different A08s for one visit at once, on four connections: each was laid over
+/// a version another may have replaced before its commit (remembered or read), so
+/// some fail their commit and are applied again. Each failure is another's success,
+/// so none needs more than four attempts: every one is applied, in some order.
+async fn updates_racing_for_one_visit_are_each_applied(app: TestApp) {
+    admit(&app).await;
+    let msgs = (0..4).map(|i| a01_as("A08", &format!("MSG-A08-RACE{i}")));
+    let acks = send_at_once(&app, msgs.collect()).await;
+    for (i, a) in acks.iter().enumerate() {
+        assert_aa(a, &format!("MSG-A08-RACE{i}"));
+    }
+    assert_eq!(visit(&app).await["meta"]["versionId"], "5");
+    assert_eq!(app.count("Provenance").await, 5);
 }
