@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::{spawn_with, Backend, TestApp};
+use crate::hl7_stored::send_at_once;
 use crate::receiver::Receiver;
 use crate::subscriptions::subscription;
 use crate::test_both;
@@ -40,7 +41,7 @@ pub fn a01_as(event: &str, control: &str) -> String {
         .replace("MSG-A01-0001", control)
 }
 
-async fn client(app: &TestApp) -> Client {
+pub async fn client(app: &TestApp) -> Client {
     Client::connect(app.mllp.as_deref().expect("the MLLP listener runs"))
         .await
         .unwrap()
@@ -48,24 +49,6 @@ async fn client(app: &TestApp) -> Client {
 
 pub async fn send(app: &TestApp, msg: &str) -> String {
     client(app).await.send(msg.as_bytes()).await.unwrap()
-}
-
-/// Each message on a connection of its own, all connected before any is sent, sent at
-/// once; their ACKs in order.
-pub async fn send_at_once(app: &TestApp, msgs: Vec<String>) -> Vec<String> {
-    let mut clients = Vec::new();
-    for _ in &msgs {
-        clients.push(client(app).await);
-    }
-    let sends = clients
-        .into_iter()
-        .zip(msgs)
-        .map(|(mut c, m)| tokio::spawn(async move { c.send(m.as_bytes()).await.unwrap() }));
-    futures::future::join_all(sends)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect()
 }
 
 pub fn segment<'a>(ack: &'a str, id: &str) -> &'a str {

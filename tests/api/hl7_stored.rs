@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::helpers::TestApp;
-use crate::hl7::{a01_as, assert_aa, fixture, send, send_at_once, visit};
+use crate::hl7::{a01_as, assert_aa, client, fixture, send, visit};
 use crate::test_both;
 
 test_both!(
@@ -27,6 +27,24 @@ async fn attending(app: &TestApp) -> String {
         .find(|r| r.starts_with("Practitioner/"))
         .expect("the visit names its attending")
         .to_owned()
+}
+
+/// Each message on a connection of its own, all connected before any is sent, sent at
+/// once; their ACKs in order.
+pub async fn send_at_once(app: &TestApp, msgs: Vec<String>) -> Vec<String> {
+    let mut clients = Vec::new();
+    for _ in &msgs {
+        clients.push(client(app).await);
+    }
+    let sends = clients
+        .into_iter()
+        .zip(msgs)
+        .map(|(mut c, m)| tokio::spawn(async move { c.send(m.as_bytes()).await.unwrap() }));
+    futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
 }
 
 async fn admit(app: &TestApp) {
